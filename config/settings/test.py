@@ -1,0 +1,20 @@
+"""Test settings: the same code paths; DATABASE_URL picks PostgreSQL in CI, SQLite otherwise."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = env("SECRET_KEY", "test-only-key")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# Each test process gets its own media folder unless the caller shares one (e2e tests pass
+# FLYWHEEL_DATA_DIR to the worker they start so both sides see the same files).
+import os as _os  # noqa: E402
+import tempfile as _tempfile  # noqa: E402
+
+if "FLYWHEEL_DATA_DIR" not in _os.environ:
+    MEDIA_ROOT = Path(_tempfile.mkdtemp(prefix="flywheel-test-media-"))  # noqa: F405

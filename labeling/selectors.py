@@ -1,0 +1,44 @@
+"""Reads. Permission checks live here too: who may do what in which project."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from labeling.errors import NotPermitted
+from labeling.models import Membership, Project
+
+Role = Membership.Role
+# What each role may do. Staff users count as managers everywhere.
+_ROLE_RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.MANAGER: 3}
+
+
+def membership_role(*, project: Project, user: AbstractBaseUser) -> str | None:
+    """The user's role in the project, or None. Staff and superusers are managers."""
+    if not user.is_authenticated or not user.is_active:
+        return None
+    if user.is_staff or user.is_superuser:
+        return Role.MANAGER
+    return (
+        Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    )
+
+
+def project_require_role(*, project: Project, user: AbstractBaseUser, role: str) -> str:
+    """Raise NotPermitted unless the user has at least `role` in the project; return the role."""
+    actual = membership_role(project=project, user=user)
+    if actual is None or _ROLE_RANK[actual] < _ROLE_RANK[role]:
+        raise NotPermitted(
+            f"This needs the {role} role in project '{project.name}'.",
+            {"project": project.pk, "required_role": role, "role": actual},
+        )
+    return actual
+
+
+def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    """Projects the user may see: all for staff, else those with a membership."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_staff or user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()

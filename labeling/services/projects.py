@@ -1,0 +1,89 @@
+"""Projects, their label sets and memberships."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from labeling.errors import ApplicationError
+from labeling.models import Label, Membership, Project
+
+DEFAULT_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6",
+                  "#9d755d", "#bab0ac", "#eeca3b"]
+
+
+def _label_rows(project: Project, labels: Sequence[str | dict[str, Any]]) -> list[Label]:
+    rows = []
+    for order, spec in enumerate(labels):
+        spec = {"value": spec} if isinstance(spec, str) else dict(spec)
+        value = str(spec.get("value", "")).strip()
+        if not value:
+            raise ApplicationError(f"Label {order + 1} has no value.", {"field": "labels"})
+        default_key = str(order + 1) if order < 9 else ""
+        rows.append(
+            Label(
+                project=project,
+                value=value,
+                color=spec.get("color") or DEFAULT_COLORS[order % len(DEFAULT_COLORS)],
+                shortcut=spec.get("shortcut", default_key) or "",
+                order=order,
+            )
+        )
+    values = [r.value for r in rows]
+    if len(set(values)) != len(values):
+        raise ApplicationError("Label values must be unique.", {"field": "labels"})
+    keys = [r.shortcut for r in rows if r.shortcut]
+    if len(set(keys)) != len(keys):
+        raise ApplicationError("Label shortcuts must be unique.", {"field": "labels"})
+    return rows
+
+
+@transaction.atomic
+def project_create(
+    *,
+    name: str,
+    labels: Sequence[str | dict[str, Any]],
+    created_by: AbstractBaseUser | None = None,
+    guidelines: str = "",
+    description: str = "",
+    multi_label: bool = False,
+    annotations_per_item: int = 1,
+    lease_seconds: int = 600,
+) -> Project:
+    if not labels:
+        raise ApplicationError("A project needs at least one label.", {"field": "labels"})
+    if annotations_per_item < 1:
+        raise ApplicationError("annotations_per_item must be at least 1.")
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(
+                name=name,
+                description=description,
+                guidelines=guidelines,
+                multi_label=multi_label,
+                annotations_per_item=annotations_per_item,
+                lease_seconds=lease_seconds,
+                created_by=created_by,
+            )
+    except IntegrityError as exc:
+        raise ApplicationError(f"A project named '{name}' already exists.", {"field": "name"}) from exc
+    Label.objects.bulk_create(_label_rows(project, labels))
+    if created_by is not None:
+        Membership.objects.create(project=project, user=created_by, role=Membership.Role.MANAGER)
+    return project
+
+
+def membership_set(
+    *, project: Project, users: Iterable[AbstractBaseUser], role: str = Membership.Role.ANNOTATOR
+) -> int:
+    """Add users to a project with a role (or change their role). Returns how many rows."""
+    if role not in Membership.Role.values:
+        raise ApplicationError(f"Unknown role '{role}'.", {"field": "role"})
+    count = 0
+    for user in users:
+        Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+        count += 1
+    return count

@@ -1,0 +1,67 @@
+"""factory_boy factories shared by every test module."""
+
+import hashlib
+
+import factory
+from django.contrib.auth import get_user_model
+
+from labeling.models import Annotation, Item, Label, Membership, Project
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = factory.PostGenerationMethodCall("set_password", "pw-secret-123")
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+
+    name = factory.Sequence(lambda n: f"Project {n}")
+    guidelines = "Pick the **best** label."
+    annotations_per_item = 1
+    lease_seconds = 600
+
+    @factory.post_generation
+    def labels(self, create, extracted, **kwargs):
+        if not create:
+            return
+        values = extracted if extracted is not None else ["pos", "neg", "neutral"]
+        Label.objects.bulk_create(
+            Label(project=self, value=v, shortcut=str(i + 1), order=i) for i, v in enumerate(values)
+        )
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    project = factory.SubFactory(ProjectFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Membership.Role.ANNOTATOR
+
+
+class ItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Item
+
+    project = factory.SubFactory(ProjectFactory)
+    external_id = factory.Sequence(lambda n: f"item-{n}")
+    text = factory.Sequence(lambda n: f"Text of item number {n}.")
+    content_hash = factory.LazyAttribute(lambda o: hashlib.sha256(o.text.encode()).hexdigest())
+    priority = 0.0
+
+
+class AnnotationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Annotation
+
+    item = factory.SubFactory(ItemFactory)
+    project = factory.LazyAttribute(lambda o: o.item.project)
+    annotator = factory.SubFactory(UserFactory)
+    labels = factory.LazyAttribute(lambda o: [o.item.project.labels.first().value])
