@@ -44,7 +44,9 @@ class Project(TimeStamped):
             models.CheckConstraint(
                 condition=Q(annotations_per_item__gte=1), name="project_k_at_least_one"
             ),
-            models.CheckConstraint(condition=Q(lease_seconds__gte=1), name="project_lease_positive"),
+            models.CheckConstraint(
+                condition=Q(lease_seconds__gte=1), name="project_lease_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -131,8 +133,12 @@ class Item(TimeStamped):
     class Meta:
         ordering = ["project", "-priority", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "external_id"], name="item_unique_external_id"),
-            models.CheckConstraint(condition=Q(status__in=["open", "done"]), name="item_status_valid"),
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="item_unique_external_id"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["open", "done"]), name="item_status_valid"
+            ),
         ]
         indexes = [
             # The queue: WHERE project=? AND status='open' ORDER BY priority DESC, id.
@@ -208,7 +214,9 @@ class Annotation(TimeStamped):
             models.UniqueConstraint(fields=["item", "annotator"], name="annotation_unique"),
         ]
         indexes = [
-            models.Index(fields=["project", "annotator", "-created_at"], name="annotation_user_idx"),
+            models.Index(
+                fields=["project", "annotator", "-created_at"], name="annotation_user_idx"
+            ),
             models.Index(fields=["project", "updated_at"], name="annotation_updated_idx"),
         ]
 
@@ -226,7 +234,9 @@ class AnnotationEvent(models.Model):
 
     annotation_id_ref = models.BigIntegerField(help_text="Id of the annotation (kept if deleted).")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotation_events")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     action = models.CharField(max_length=8, choices=Action.choices)
     labels = models.JSONField(null=True)
     previous_labels = models.JSONField(null=True, blank=True)
@@ -269,12 +279,15 @@ class Prediction(models.Model):
                 name="prediction_unique_source",
             ),
             models.CheckConstraint(
-                condition=Q(confidence__isnull=True) | (Q(confidence__gte=0) & Q(confidence__lte=1)),
+                condition=Q(confidence__isnull=True)
+                | (Q(confidence__gte=0) & Q(confidence__lte=1)),
                 name="prediction_confidence_range",
             ),
         ]
         indexes = [
-            models.Index(fields=["project", "source_kind", "source_id"], name="prediction_source_idx")
+            models.Index(
+                fields=["project", "source_kind", "source_id"], name="prediction_source_idx"
+            )
         ]
 
     def __str__(self) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from labeling.errors import NotPermitted
-from labeling.models import Membership, Project
+from labeling.models import Annotation, Item, Membership, Project
 
 Role = Membership.Role
 # What each role may do. Staff users count as managers everywhere.
@@ -42,3 +42,28 @@ def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
     if user.is_staff or user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
+
+
+def project_progress(*, project: Project, user: AbstractBaseUser | None = None) -> dict[str, int]:
+    """Counts for progress bars: items in total, finished, open, and the user's annotations."""
+    counts = Item.objects.filter(project=project).aggregate(
+        total=Count("id"), done=Count("id", filter=Q(status=Item.Status.DONE))
+    )
+    mine = 0
+    if user is not None and user.is_authenticated:
+        mine = Annotation.objects.filter(project=project, annotator=user).count()
+    return {
+        "total": counts["total"],
+        "done": counts["done"],
+        "open": counts["total"] - counts["done"],
+        "mine": mine,
+    }
+
+
+def annotation_list_for_user(*, project: Project, user: AbstractBaseUser):
+    """The user's own annotations in a project, newest first (for undo / edit)."""
+    return (
+        Annotation.objects.filter(project=project, annotator=user)
+        .select_related("item")
+        .order_by("-created_at", "-id")
+    )

@@ -91,7 +91,9 @@ TEMPLATES = [
 # Embedded default: SQLite in WAL mode with IMMEDIATE transactions, so that writers serialise
 # at BEGIN instead of failing when a read snapshot is upgraded. Production: DATABASE_URL.
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'flywheel.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {

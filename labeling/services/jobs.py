@@ -79,7 +79,14 @@ def job_succeed(*, job: Job, result: dict[str, Any] | None = None, message: str 
     if job.progress_total is not None:
         job.progress_done = job.progress_total
     job.save(
-        update_fields=["status", "result", "finished_at", "message", "progress_done", "heartbeat_at"]
+        update_fields=[
+            "status",
+            "result",
+            "finished_at",
+            "message",
+            "progress_done",
+            "heartbeat_at",
+        ]
     )
 
 

@@ -11,8 +11,18 @@ from django.db import IntegrityError, transaction
 from labeling.errors import ApplicationError
 from labeling.models import Label, Membership, Project
 
-DEFAULT_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6",
-                  "#9d755d", "#bab0ac", "#eeca3b"]
+DEFAULT_COLORS = [
+    "#4c78a8",
+    "#f58518",
+    "#54a24b",
+    "#e45756",
+    "#72b7b2",
+    "#b279a2",
+    "#ff9da6",
+    "#9d755d",
+    "#bab0ac",
+    "#eeca3b",
+]
 
 
 def _label_rows(project: Project, labels: Sequence[str | dict[str, Any]]) -> list[Label]:
@@ -69,7 +79,9 @@ def project_create(
                 created_by=created_by,
             )
     except IntegrityError as exc:
-        raise ApplicationError(f"A project named '{name}' already exists.", {"field": "name"}) from exc
+        raise ApplicationError(
+            f"A project named '{name}' already exists.", {"field": "name"}
+        ) from exc
     Label.objects.bulk_create(_label_rows(project, labels))
     if created_by is not None:
         Membership.objects.create(project=project, user=created_by, role=Membership.Role.MANAGER)

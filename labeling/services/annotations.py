@@ -1,0 +1,209 @@
+"""Annotations: submit, edit, retract (undo). Every change appends an AnnotationEvent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from labeling.errors import ApplicationError, ConflictError
+from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
+from labeling.services.queue import item_free_slots, user_has_live_lease
+
+Status = Assignment.Status
+
+
+def _clean_labels(*, project: Project, labels: Sequence[str]) -> list[str]:
+    if isinstance(labels, str):
+        labels = [labels]
+    cleaned = list(dict.fromkeys(str(v) for v in labels))  # de-duplicate, keep order
+    if not cleaned:
+        raise ApplicationError("Choose at least one label.", {"field": "labels"})
+    if not project.multi_label and len(cleaned) > 1:
+        raise ApplicationError(
+            "This project takes exactly one label per item.", {"field": "labels"}
+        )
+    allowed = set(project.labels.values_list("value", flat=True))
+    unknown = [v for v in cleaned if v not in allowed]
+    if unknown:
+        raise ApplicationError(
+            f"Unknown label(s): {', '.join(unknown)}.", {"field": "labels", "unknown": unknown}
+        )
+    return cleaned
+
+
+def _item_mark_progress(*, item_id: int, k: int) -> None:
+    """Close the item when it has k annotations. Caller holds the item's row lock."""
+    Item.objects.filter(pk=item_id, annotation_count__gte=k, status=Item.Status.OPEN).update(
+        status=Item.Status.DONE, updated_at=timezone.now()
+    )
+
+
+def _single_final(*, project: Project, item_id: int) -> None:
+    """With k == 1 the one annotation is the final label (lineage: the annotation). Projects
+    with several annotators per item get final labels from aggregation instead."""
+    if project.annotations_per_item != 1:
+        return
+    annotation = Annotation.objects.filter(item_id=item_id).order_by("created_at").first()
+    if annotation is None:
+        Item.objects.filter(pk=item_id).update(
+            final_labels=None, final_confidence=None, final_lineage=None
+        )
+        return
+    Item.objects.filter(pk=item_id).update(
+        final_labels=annotation.labels,
+        final_confidence=1.0,
+        final_lineage={
+            "method": "single_annotator",
+            "version": "1",
+            "annotations": [annotation.pk],
+            "annotators": [annotation.annotator_id],
+        },
+    )
+
+
+@transaction.atomic
+def annotation_submit(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    item_id: int,
+    labels: Sequence[str],
+    time_spent_ms: int = 0,
+    suggestion_id: int | None = None,
+) -> Annotation:
+    """Save the user's answer for an item they were handed.
+
+    Accepted if the user holds a live lease, or (lease expired) if the item still has a free
+    slot counting others' live leases; otherwise ConflictError. Submitting twice edits the
+    earlier answer instead of adding a second one.
+    """
+    cleaned = _clean_labels(project=project, labels=labels)
+    # Row lock on the item serialises every claim and submit on it (no-op on SQLite, where the
+    # IMMEDIATE transaction already serialises writers).
+    item = Item.objects.select_for_update().filter(pk=item_id, project=project).first()
+    if item is None:
+        raise ApplicationError("No such item in this project.", {"item": item_id})
+    existing = Annotation.objects.filter(item=item, annotator=user).first()
+    if existing is not None:
+        return annotation_update(
+            annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
+        )
+    now = timezone.now()
+    k = project.annotations_per_item
+    if not user_has_live_lease(user_id=user.pk, item_id=item.pk, now=now) and (
+        item_free_slots(item_id=item.pk, k=k, user_id=user.pk, now=now) <= 0
+    ):
+        raise ConflictError(
+            "Your reservation on this item expired and other annotators have since completed it.",
+            {"item": item.pk},
+        )
+    suggestion = None
+    if suggestion_id is not None:
+        suggestion = Prediction.objects.filter(pk=suggestion_id, item=item).first()
+        if suggestion is None:
+            raise ApplicationError(
+                "That suggestion does not belong to this item.", {"field": "suggestion_id"}
+            )
+    try:
+        with transaction.atomic():
+            annotation = Annotation.objects.create(
+                item=item,
+                project=project,
+                annotator=user,
+                labels=cleaned,
+                time_spent_ms=max(0, int(time_spent_ms)),
+                suggestion=suggestion,
+            )
+    except IntegrityError as exc:  # a concurrent duplicate submit by the same user
+        raise ConflictError("This item already has your annotation.", {"item": item.pk}) from exc
+    AnnotationEvent.objects.create(
+        annotation_id_ref=annotation.pk,
+        item=item,
+        annotator=user,
+        action=AnnotationEvent.Action.CREATE,
+        labels=cleaned,
+        time_spent_ms=annotation.time_spent_ms,
+    )
+    Assignment.objects.update_or_create(
+        item=item,
+        user=user,
+        defaults={
+            "project": project,
+            "status": Status.SUBMITTED,
+            "leased_at": now,
+            "expires_at": now,
+        },
+    )
+    Item.objects.filter(pk=item.pk).update(
+        annotation_count=F("annotation_count") + 1, updated_at=now
+    )
+    _item_mark_progress(item_id=item.pk, k=k)
+    _single_final(project=project, item_id=item.pk)
+    return annotation
+
+
+@transaction.atomic
+def annotation_update(
+    *, annotation: Annotation, user: AbstractBaseUser, labels: Sequence[str], time_spent_ms: int = 0
+) -> Annotation:
+    """The annotator changes their own answer."""
+    if annotation.annotator_id != user.pk:
+        raise ApplicationError("You can only change your own annotations.")
+    project = annotation.item.project
+    cleaned = _clean_labels(project=project, labels=labels)
+    previous = annotation.labels
+    now = timezone.now()
+    annotation.labels = cleaned
+    annotation.time_spent_ms = annotation.time_spent_ms + max(0, int(time_spent_ms))
+    annotation.save(update_fields=["labels", "time_spent_ms", "updated_at"])
+    AnnotationEvent.objects.create(
+        annotation_id_ref=annotation.pk,
+        item_id=annotation.item_id,
+        annotator=user,
+        action=AnnotationEvent.Action.UPDATE,
+        labels=cleaned,
+        previous_labels=previous,
+        time_spent_ms=max(0, int(time_spent_ms)),
+    )
+    Item.objects.filter(pk=annotation.item_id).update(updated_at=now)
+    _single_final(project=project, item_id=annotation.item_id)
+    return annotation
+
+
+@transaction.atomic
+def annotation_retract(*, annotation: Annotation, user: AbstractBaseUser) -> Assignment:
+    """Undo: remove the user's answer, reopen the item and hand it straight back to them."""
+    if annotation.annotator_id != user.pk:
+        raise ApplicationError("You can only undo your own annotations.")
+    item = Item.objects.select_for_update().get(pk=annotation.item_id)
+    project = item.project
+    now = timezone.now()
+    AnnotationEvent.objects.create(
+        annotation_id_ref=annotation.pk,
+        item=item,
+        annotator=user,
+        action=AnnotationEvent.Action.RETRACT,
+        labels=None,
+        previous_labels=annotation.labels,
+    )
+    annotation.delete()
+    Item.objects.filter(pk=item.pk).update(
+        annotation_count=F("annotation_count") - 1, status=Item.Status.OPEN, updated_at=now
+    )
+    _single_final(project=project, item_id=item.pk)
+    assignment, _ = Assignment.objects.update_or_create(
+        item=item,
+        user=user,
+        defaults={
+            "project": project,
+            "status": Status.LEASED,
+            "leased_at": now,
+            "expires_at": now + timedelta(seconds=project.lease_seconds),
+        },
+    )
+    return assignment

@@ -1,0 +1,189 @@
+"""The annotator queue: hand out the highest-priority item that still needs annotations.
+
+Correctness rules
+- An item holds at most k slots: submitted annotations plus unexpired leases.
+- A user never gets an item they already annotated or skipped.
+- An expired lease frees its slot; nothing has to clean it up.
+
+Concurrency
+- PostgreSQL: candidates are read with ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent
+  annotators never wait on each other; after the row lock is held, the slot count is checked
+  again by a *new* statement (READ COMMITTED gives it a fresh snapshot that sees every lease
+  committed by whoever held the lock before us), and only then is the lease written. The item
+  row lock serialises claims on one item; the re-check makes them correct.
+- SQLite: transactions are IMMEDIATE (settings), so writers are serialised at BEGIN and the same
+  code is correct without row locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from labeling.errors import ApplicationError
+from labeling.models import Assignment, Item, Project
+
+# How many candidates one locking read may return; a claim tries them in order.
+_CANDIDATE_BATCH = 3
+# How many locking reads before giving up (every candidate was filled by others meanwhile).
+_MAX_ROUNDS = 20
+
+Status = Assignment.Status
+
+
+def _supports_skip_locked() -> bool:
+    return connection.features.has_select_for_update_skip_locked
+
+
+def _active_lease(*, project: Project, user: AbstractBaseUser, exclude: Sequence[int], now):
+    return (
+        Assignment.objects.filter(
+            project=project, user=user, status=Status.LEASED, expires_at__gt=now
+        )
+        .exclude(item_id__in=exclude)
+        .select_related("item")
+        .order_by("leased_at", "id")
+        .first()
+    )
+
+
+def _candidates_sql(*, k: int) -> str:
+    """The queue read: an index scan on (project, status, priority DESC, id) that stops at the
+    first items with a free slot. Raw SQL because the ORM cannot express FOR UPDATE SKIP LOCKED
+    with LIMIT over a correlated count in one statement on both backends."""
+    item = Item._meta.db_table
+    asg = Assignment._meta.db_table
+    # k == 1 (the common case): a free item is simply one nobody else holds a live lease on.
+    if k == 1:
+        slot_clause = f"""NOT EXISTS (
+              SELECT 1 FROM {asg} o WHERE o.item_id = i.id AND o.status = 'leased'
+                 AND o.expires_at > %(now)s AND o.user_id <> %(user)s)"""
+    else:
+        slot_clause = f"""i.annotation_count + (
+              SELECT COUNT(*) FROM {asg} o WHERE o.item_id = i.id AND o.status = 'leased'
+                 AND o.expires_at > %(now)s AND o.user_id <> %(user)s) < %(k)s"""
+    lock = " FOR UPDATE OF i SKIP LOCKED" if _supports_skip_locked() else ""
+    return f"""
+        SELECT i.id FROM {item} i
+         WHERE i.project_id = %(project)s AND i.status = 'open'
+           AND i.annotation_count < %(k)s
+           AND NOT EXISTS (
+              SELECT 1 FROM {asg} mine WHERE mine.item_id = i.id AND mine.user_id = %(user)s
+                 AND mine.status IN ('submitted', 'skipped'))
+           AND {slot_clause}
+           {{exclude}}
+         ORDER BY i.priority DESC, i.id
+         LIMIT %(limit)s{lock}"""
+
+
+def item_free_slots(*, item_id: int, k: int, user_id: int, now) -> int:
+    """Slots left on an item for `user_id`: k minus submitted minus live leases of others.
+    Call while holding the item's row lock (PostgreSQL) or inside an IMMEDIATE transaction."""
+    annotation_count, status = (
+        Item.objects.filter(pk=item_id).values_list("annotation_count", "status").get()
+    )
+    if status != Item.Status.OPEN:
+        return 0
+    others = (
+        Assignment.objects.filter(item_id=item_id, status=Status.LEASED, expires_at__gt=now)
+        .exclude(user_id=user_id)
+        .count()
+    )
+    return k - annotation_count - others
+
+
+def _lease(*, project: Project, user: AbstractBaseUser, item_id: int, now) -> Assignment:
+    expires = now + timedelta(seconds=project.lease_seconds)
+    assignment, _ = Assignment.objects.update_or_create(
+        item_id=item_id,
+        user=user,
+        defaults={
+            "project": project,
+            "status": Status.LEASED,
+            "leased_at": now,
+            "expires_at": expires,
+        },
+    )
+    return assignment
+
+
+def queue_next_item(
+    *, project: Project, user: AbstractBaseUser, exclude_item_ids: Sequence[int] = ()
+) -> Assignment | None:
+    """Lease the next item for `user` and return the assignment, or None if the queue is empty.
+
+    An unexpired lease the user already holds (not in `exclude_item_ids`) is returned first
+    with a renewed expiry, so reloading the page does not grab a second item; the labeling page
+    passes the item it is showing in `exclude_item_ids` to prefetch the one after it.
+    """
+    exclude = [int(pk) for pk in exclude_item_ids]
+    k = project.annotations_per_item
+    for _ in range(_MAX_ROUNDS):
+        with transaction.atomic():
+            now = timezone.now()
+            held = _active_lease(project=project, user=user, exclude=exclude, now=now)
+            if held is not None:
+                held.expires_at = now + timedelta(seconds=project.lease_seconds)
+                held.save(update_fields=["expires_at", "updated_at"])
+                return held
+            params = {
+                "project": project.pk,
+                "user": user.pk,
+                "now": now,
+                "k": k,
+                "limit": _CANDIDATE_BATCH,
+            }
+            exclude_sql = ""
+            if exclude:
+                placeholders = ", ".join(f"%(x{i})s" for i in range(len(exclude)))
+                exclude_sql = f"AND i.id NOT IN ({placeholders})"
+                params.update({f"x{i}": pk for i, pk in enumerate(exclude)})
+            sql = _candidates_sql(k=k).format(exclude=exclude_sql)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                candidates = [row[0] for row in cursor.fetchall()]
+            if not candidates:
+                return None
+            for item_id in candidates:
+                # Fresh statement under the row lock: sees leases committed before we got it.
+                if item_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now) > 0:
+                    return _lease(project=project, user=user, item_id=item_id, now=now)
+        # Every candidate filled up while we waited; read again.
+    return None
+
+
+@transaction.atomic
+def assignment_skip(*, project: Project, user: AbstractBaseUser, item_id: int) -> None:
+    """The user passes on an item: it will not be offered to them again, and the slot frees."""
+    if not Item.objects.filter(pk=item_id, project=project).exists():
+        raise ApplicationError("No such item in this project.", {"item": item_id})
+    now = timezone.now()
+    Assignment.objects.update_or_create(
+        item_id=item_id,
+        user=user,
+        defaults={
+            "project": project,
+            "status": Status.SKIPPED,
+            "leased_at": now,
+            "expires_at": now,
+        },
+    )
+
+
+@transaction.atomic
+def assignment_release(*, project: Project, user: AbstractBaseUser, item_id: int) -> int:
+    """Give back a lease without skipping (e.g. the annotator closes the page)."""
+    now = timezone.now()
+    return Assignment.objects.filter(
+        project=project, user=user, item_id=item_id, status=Status.LEASED
+    ).update(status=Status.RELEASED, expires_at=now)
+
+
+def user_has_live_lease(*, user_id: int, item_id: int, now) -> bool:
+    return Assignment.objects.filter(
+        item_id=item_id, user_id=user_id, status=Status.LEASED, expires_at__gt=now
+    ).exists()
