@@ -1,11 +1,23 @@
 """factory_boy factories shared by every test module."""
 
 import hashlib
+from datetime import timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from labeling.models import Annotation, Item, Label, Membership, Project
+from labeling.models import (
+    Annotation,
+    AnnotationEvent,
+    Assignment,
+    Item,
+    Job,
+    Label,
+    Membership,
+    Prediction,
+    Project,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -66,3 +78,50 @@ class AnnotationFactory(factory.django.DjangoModelFactory):
     project = factory.LazyAttribute(lambda o: o.item.project)
     annotator = factory.SubFactory(UserFactory)
     labels = factory.LazyAttribute(lambda o: [o.item.project.labels.first().value])
+
+
+class PredictionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Prediction
+
+    item = factory.SubFactory(ItemFactory)
+    project = factory.LazyAttribute(lambda o: o.item.project)
+    source_kind = Prediction.SourceKind.MODEL
+    source_id = factory.Sequence(lambda n: f"model-{n}")
+    source_version = "1"
+    labels = factory.LazyAttribute(lambda o: [o.item.project.labels.first().value])
+    confidence = 0.8
+
+
+class AssignmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Assignment
+
+    item = factory.SubFactory(ItemFactory)
+    project = factory.LazyAttribute(lambda o: o.item.project)
+    user = factory.SubFactory(UserFactory)
+    status = Assignment.Status.LEASED
+    leased_at = factory.LazyFunction(timezone.now)
+    expires_at = factory.LazyAttribute(
+        lambda o: o.leased_at + timedelta(seconds=o.item.project.lease_seconds)
+    )
+
+
+class AnnotationEventFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AnnotationEvent
+
+    item = factory.SubFactory(ItemFactory)
+    annotator = factory.SubFactory(UserFactory)
+    annotation_id_ref = factory.Sequence(lambda n: n + 1)
+    action = AnnotationEvent.Action.CREATE
+    labels = factory.LazyAttribute(lambda o: [o.item.project.labels.first().value])
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Job
+
+    project = factory.SubFactory(ProjectFactory)
+    kind = Job.Kind.IMPORT
+    status = Job.Status.PENDING

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "labeling",
     "models_app",
     "active_learning",
@@ -140,6 +141,18 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# --- Cache ------------------------------------------------------------------------------------
+# Per-process memory by default; set CACHE_URL=redis://... to share it between web processes.
+CACHE_URL = env("CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+PROGRESS_CACHE_SECONDS = env_int("PROGRESS_CACHE_SECONDS", 2)
+
 # --- REST API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -158,6 +171,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI and ReDoc assets come from the installed sidecar package, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ----------------------------------------------------------------------------------
@@ -217,3 +234,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
 }
+
+# --- import (import helper) -------------------------------------------------------------------
+# An import task works for at most IMPORT_TASK_SLICE_SECONDS, then leaves its cursor committed and
+# queues its own continuation; IMPORT_TASK_TIME_LIMIT is the hard stop per task (a slice plus the
+# validation pass of a large file). `manage.py resume_jobs` re-queues import jobs whose heartbeat
+# is older than JOB_STALE_SECONDS (a worker that died; the job resumes after its last batch).
+IMPORT_TASK_SLICE_SECONDS = env_int("IMPORT_TASK_SLICE_SECONDS", 900)
+IMPORT_TASK_TIME_LIMIT = env_int("IMPORT_TASK_TIME_LIMIT", 3600)
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 300)

@@ -18,3 +18,6 @@ import tempfile as _tempfile  # noqa: E402
 
 if "FLYWHEEL_DATA_DIR" not in _os.environ:
     MEDIA_ROOT = Path(_tempfile.mkdtemp(prefix="flywheel-test-media-"))  # noqa: F405
+
+# Tests read progress right after writing it.
+PROGRESS_CACHE_SECONDS = 0

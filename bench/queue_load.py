@@ -1,0 +1,191 @@
+"""Queue benchmark: annotators doing next-item + submit over HTTP against gunicorn.
+
+1,000,000 items in PostgreSQL, web under gunicorn (production settings), simulated annotators
+with token auth on keep-alive connections, open-loop arrivals. Prints p50/p95/p99 of the pair
+(next + submit, measured from its scheduled start) at 100 pairs/s, then steps the offered load
+up to find the highest rate at which p99 stays under 200 ms.
+
+    .venv/bin/python -m bench.queue_load [--items 1000000] [--workers 3] [--threads 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+from bench.common import (
+    BENCH_DB_URL,
+    BENCH_SECRET,
+    ROOT,
+    copy_items,
+    django_setup,
+    ensure_database,
+    machine_line,
+)
+from bench.httpload import percentile, run_pairs
+
+PROJECT = "bench-queue"
+LABELS = ["business", "entertainment", "politics", "sport", "tech"]
+
+
+def prepare(items: int, users: int) -> tuple[int, list[str]]:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from labeling.models import Item, Membership, Project
+    from labeling.services.projects import membership_set, project_create
+
+    project = Project.objects.filter(name=PROJECT).first()
+    if project is None:
+        project = project_create(name=PROJECT, labels=LABELS, lease_seconds=600)
+    have = Item.objects.filter(project=project, status="open").count()
+    if have < items:
+        Item.objects.filter(project=project).delete()
+        t0 = time.perf_counter()
+        copy_items(project_id=project.pk, count=items)
+        print(f"  set-up: {items:,} items copied in {time.perf_counter() - t0:.1f} s")
+    User = get_user_model()
+    accounts = []
+    for n in range(users):
+        user, _ = User.objects.get_or_create(username=f"bench-annotator-{n}")
+        accounts.append(user)
+    membership_set(project=project, users=accounts, role=Membership.Role.ANNOTATOR)
+    tokens = [Token.objects.get_or_create(user=u)[0].key for u in accounts]
+    return project.pk, tokens
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY=BENCH_SECRET,
+        DATABASE_URL=BENCH_DB_URL,
+        DEBUG="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--worker-class",
+        "gthread",
+        "--keep-alive",
+        "30",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except Exception:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("gunicorn did not come up")
+
+
+def report(label: str, stats, achieved: float) -> float:
+    p50, p95, p99 = (percentile(stats.pair_ms, q) for q in (50, 95, 99))
+    print(
+        f"  {label:>14}: achieved {achieved:6.1f} pairs/s | pair p50 {p50:6.1f} ms "
+        f"p95 {p95:6.1f} ms p99 {p99:6.1f} ms | next p99 {percentile(stats.next_ms, 99):6.1f} "
+        f"submit p99 {percentile(stats.submit_ms, 99):6.1f} | errors {stats.errors or 0} "
+        f"empty {stats.empty}"
+    )
+    return p99
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--step-duration", type=float, default=20.0)
+    parser.add_argument("--rates", default="100,200,300,400,500,600,800")
+    args = parser.parse_args()
+
+    ensure_database()
+    django_setup()
+    print(f"queue benchmark · {machine_line()}")
+    project_id, tokens = prepare(args.items, args.users)
+    port = free_port()
+    server = start_gunicorn(port, args.workers, args.threads)
+    try:
+        print(
+            f"  gunicorn gthread {args.workers} workers x {args.threads} threads; "
+            f"{args.users} annotators; {args.items:,} items"
+        )
+        asyncio.run(
+            run_pairs(
+                host="127.0.0.1",
+                port=port,
+                project_id=project_id,
+                tokens=tokens,
+                labels=LABELS,
+                rate=50,
+                duration=5,
+            )
+        )
+        stats, achieved = asyncio.run(
+            run_pairs(
+                host="127.0.0.1",
+                port=port,
+                project_id=project_id,
+                tokens=tokens,
+                labels=LABELS,
+                rate=100,
+                duration=args.duration,
+            )
+        )
+        report("100 pairs/s", stats, achieved)
+        best = None
+        for rate in (float(r) for r in args.rates.split(",")):
+            stats, achieved = asyncio.run(
+                run_pairs(
+                    host="127.0.0.1",
+                    port=port,
+                    project_id=project_id,
+                    tokens=tokens,
+                    labels=LABELS,
+                    rate=rate,
+                    duration=args.step_duration,
+                )
+            )
+            p99 = report(f"{rate:.0f} offered", stats, achieved)
+            if p99 < 200 and not stats.errors and achieved >= 0.95 * rate:
+                best = achieved
+            else:
+                break
+        print(f"  highest throughput with p99 < 200 ms: {best or 0:.0f} pairs/s")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

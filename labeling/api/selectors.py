@@ -1,0 +1,87 @@
+"""Reads the API needs beyond `labeling.selectors`: list queries with their filters, and the
+project list with the caller's role and progress."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import (
+    CharField,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+
+from labeling.models import Annotation, Item, Job, Label, Membership, Prediction, Project
+from labeling.selectors import project_list_for_user, project_progress
+
+
+def project_list_with_progress(*, user: AbstractBaseUser) -> list[Project]:
+    """The user's projects, each with `role` (the user's) and `progress` (see
+    `project_progress`, whose project-wide counts are cached), labels prefetched."""
+    projects = project_list_for_user(user=user)
+    if user.is_staff or user.is_superuser:
+        role = Value(Membership.Role.MANAGER, output_field=CharField())
+    else:
+        role = Subquery(
+            Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
+        )
+    projects = list(
+        projects.annotate(role=role).prefetch_related(
+            Prefetch("labels", queryset=Label.objects.order_by("order", "id"))
+        )
+    )
+    for project in projects:
+        project.progress = project_progress(project=project, user=user)
+    return projects
+
+
+def item_list(
+    *,
+    project: Project,
+    status: str | None = None,
+    search: str | None = None,
+    external_id: str | None = None,
+) -> QuerySet[Item]:
+    items = Item.objects.filter(project=project)
+    if status:
+        items = items.filter(status=status)
+    if external_id:
+        items = items.filter(external_id=external_id)
+    if search:
+        items = items.filter(Q(text__icontains=search) | Q(external_id__icontains=search))
+    return items.order_by("-priority", "id")
+
+
+def annotation_list(
+    *,
+    project: Project,
+    annotator: AbstractBaseUser | None = None,
+    item_id: int | None = None,
+) -> QuerySet[Annotation]:
+    """Annotations in a project, newest first; only `annotator`'s if given."""
+    annotations = Annotation.objects.filter(project=project).select_related("annotator")
+    if annotator is not None:
+        annotations = annotations.filter(annotator=annotator)
+    if item_id is not None:
+        annotations = annotations.filter(item_id=item_id)
+    return annotations.order_by("-created_at", "-id")
+
+
+def job_list(*, project: Project, kind: str | None = None) -> QuerySet[Job]:
+    jobs = Job.objects.filter(project=project)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    return jobs.order_by("-created_at", "-id")
+
+
+def item_suggestions(*, item: Item) -> list[Prediction]:
+    """Machine suggestions to show next to an item: sources that did not abstain, most
+    confident first."""
+    predictions = Prediction.objects.filter(item=item).order_by(
+        F("confidence").desc(nulls_last=True), "-created_at", "-id"
+    )
+    return [p for p in predictions if p.labels]

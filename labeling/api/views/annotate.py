@@ -1,0 +1,234 @@
+"""The annotation loop for a custom front-end: next item, submit, skip, edit, undo."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from labeling.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_schema
+from labeling.api.permissions import annotation_for_author, item_in_project, project_for_role
+from labeling.api.selectors import annotation_list, item_suggestions
+from labeling.api.views.base import ApiView
+from labeling.models import Assignment, Membership, Prediction
+from labeling.services.annotations import annotation_retract, annotation_submit, annotation_update
+from labeling.services.queue import assignment_skip, queue_next_item
+
+Role = Membership.Role
+
+
+class AnnotationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    item = serializers.IntegerField(source="item_id")
+    annotator = serializers.CharField(source="annotator.get_username")
+    labels = serializers.ListField(child=serializers.CharField())
+    time_spent_ms = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class NextItemSerializer(serializers.Serializer):
+    """What an annotator is shown: the lease, the item and the machine's suggestions."""
+
+    class AssignmentSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        expires_at = serializers.DateTimeField(help_text="Submit before this to keep the slot.")
+
+    class ItemSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        external_id = serializers.CharField()
+        text = serializers.CharField()
+        metadata = serializers.JSONField()
+
+    class SuggestionSerializer(serializers.Serializer):
+        id = serializers.IntegerField(help_text="Pass as `suggestion_id` when accepting it.")
+        source_kind = serializers.ChoiceField(choices=Prediction.SourceKind.choices)
+        source_id = serializers.CharField()
+        source_version = serializers.CharField()
+        labels = serializers.ListField(child=serializers.CharField())
+        confidence = serializers.FloatField(allow_null=True)
+
+    assignment = AssignmentSerializer(source="*")
+    item = ItemSerializer()
+    suggestions = SuggestionSerializer(many=True)
+
+
+def _next_item_payload(assignment: Assignment) -> dict:
+    # The instance keeps its own `item` attribute; the suggestions ride alongside.
+    assignment.suggestions = item_suggestions(item=assignment.item)
+    return NextItemSerializer(assignment).data
+
+
+class ItemNextApi(ApiView):
+    class InputSerializer(serializers.Serializer):
+        exclude = serializers.ListField(
+            child=serializers.IntegerField(),
+            required=False,
+            default=list,
+            max_length=1000,
+            help_text="Item ids not to return (e.g. the one on screen, to prefetch the next).",
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: NextItemSerializer,
+            204: OpenApiResponse(description="Nothing left for you to annotate."),
+        },
+        operation_id="item_next",
+        summary="Lease the next item (annotator+)",
+        description="Returns the item you already hold a live lease on, if any (and it is not "
+        "excluded), with a renewed expiry; otherwise leases the highest-priority item that "
+        "still needs annotations and that you have not annotated or skipped.",
+        tags=["annotate"],
+    )
+    def post(self, request, pid: int):
+        project, _ = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = queue_next_item(
+            project=project, user=request.user, exclude_item_ids=data.validated_data["exclude"]
+        )
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(_next_item_payload(assignment))
+
+
+class ItemSubmitApi(ApiView):
+    class InputSerializer(serializers.Serializer):
+        labels = serializers.ListField(
+            child=serializers.CharField(max_length=100),
+            max_length=1000,
+            help_text="Label values; exactly one unless the project is multi-label.",
+        )
+        time_spent_ms = serializers.IntegerField(
+            required=False, default=0, min_value=0, max_value=2**31 - 1
+        )
+        suggestion_id = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="The suggestion the annotator accepted, if any.",
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            201: AnnotationSerializer,
+            400: OpenApiResponse(description="Unknown label, or the wrong number of labels."),
+            409: OpenApiResponse(
+                description="Your lease expired and other annotators have since completed the item."
+            ),
+        },
+        operation_id="item_submit",
+        summary="Submit labels for an item (annotator+)",
+        description="Submitting again for the same item edits your earlier answer.",
+        tags=["annotate"],
+    )
+    def post(self, request, pid: int, iid: int):
+        project, _ = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
+        item = item_in_project(project=project, item_id=iid)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation = annotation_submit(
+            project=project, user=request.user, item_id=item.pk, **data.validated_data
+        )
+        return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+
+class ItemSkipApi(ApiView):
+    @extend_schema(
+        request=None,
+        responses={204: OpenApiResponse(description="Skipped: not offered to you again.")},
+        operation_id="item_skip",
+        summary="Skip an item (annotator+)",
+        tags=["annotate"],
+    )
+    def post(self, request, pid: int, iid: int):
+        project, _ = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
+        item = item_in_project(project=project, item_id=iid)
+        assignment_skip(project=project, user=request.user, item_id=item.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnnotationListApi(ApiView):
+    class FilterSerializer(serializers.Serializer):
+        mine = serializers.BooleanField(
+            required=False, default=False, help_text="Only my annotations."
+        )
+        item = serializers.IntegerField(required=False, help_text="Only this item's.")
+
+    @extend_schema(
+        parameters=[FilterSerializer, *PAGE_PARAMETERS],
+        responses=paginated_schema(AnnotationSerializer, "PaginatedAnnotationList"),
+        operation_id="annotation_list",
+        summary="List annotations",
+        description="Newest first. Annotators always get only their own; reviewers and "
+        "managers get everyone's unless `mine=1`.",
+        tags=["annotations"],
+    )
+    def get(self, request, pid: int):
+        project, role = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        only_mine = filters.validated_data["mine"] or role == Role.ANNOTATOR
+        annotations = annotation_list(
+            project=project,
+            annotator=request.user if only_mine else None,
+            item_id=filters.validated_data.get("item"),
+        )
+        return paginated_response(
+            queryset=annotations, serializer_class=AnnotationSerializer, request=request, view=self
+        )
+
+
+class AnnotationUpdateApi(ApiView):
+    class InputSerializer(serializers.Serializer):
+        labels = serializers.ListField(
+            child=serializers.CharField(max_length=100),
+            max_length=1000,
+            required=False,
+            help_text="The new labels; omitted: unchanged (only the time is added).",
+        )
+        time_spent_ms = serializers.IntegerField(
+            required=False,
+            default=0,
+            min_value=0,
+            max_value=2**31 - 1,
+            help_text="Time spent on this edit; added to the annotation's total.",
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        responses=AnnotationSerializer,
+        operation_id="annotation_update",
+        summary="Edit my annotation",
+        tags=["annotations"],
+    )
+    def patch(self, request, aid: int):
+        annotation = annotation_for_author(annotation_id=aid, user=request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation = annotation_update(
+            annotation=annotation,
+            user=request.user,
+            labels=data.validated_data.get("labels", annotation.labels),
+            time_spent_ms=data.validated_data["time_spent_ms"],
+        )
+        return Response(AnnotationSerializer(annotation).data)
+
+
+class AnnotationRetractApi(ApiView):
+    @extend_schema(
+        request=None,
+        responses=NextItemSerializer,
+        operation_id="annotation_retract",
+        summary="Undo my annotation",
+        description="Deletes the annotation (its history is kept), reopens the item and leases "
+        "it back to you; the response is shaped like `next/` for that item.",
+        tags=["annotations"],
+    )
+    def post(self, request, aid: int):
+        annotation = annotation_for_author(annotation_id=aid, user=request.user)
+        assignment = annotation_retract(annotation=annotation, user=request.user)
+        return Response(_next_item_payload(assignment))

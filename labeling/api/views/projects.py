@@ -1,0 +1,91 @@
+"""Projects: the caller's list, one project's detail, its progress counts."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from labeling.api.permissions import project_for_role
+from labeling.api.selectors import project_list_with_progress
+from labeling.api.views.base import ApiView
+from labeling.models import Membership, Project
+from labeling.selectors import project_progress
+from labeling.templatetags.flywheel import markdown_to_safe_html
+
+Role = Membership.Role
+
+
+class ProjectProgressApi(ApiView):
+    class OutputSerializer(serializers.Serializer):
+        total = serializers.IntegerField()
+        done = serializers.IntegerField()
+        open = serializers.IntegerField()
+        mine = serializers.IntegerField(help_text="Annotations by the caller.")
+
+    @extend_schema(
+        responses=OutputSerializer,
+        operation_id="project_progress",
+        summary="Progress counts",
+        tags=["projects"],
+    )
+    def get(self, request, pid: int):
+        project, _ = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
+        progress = project_progress(project=project, user=request.user)
+        return Response(self.OutputSerializer(progress).data)
+
+
+class ProjectListApi(ApiView):
+    class OutputSerializer(serializers.Serializer):
+        class LabelSerializer(serializers.Serializer):
+            value = serializers.CharField()
+            color = serializers.CharField()
+            shortcut = serializers.CharField()
+            order = serializers.IntegerField()
+
+        id = serializers.IntegerField()
+        name = serializers.CharField()
+        description = serializers.CharField()
+        multi_label = serializers.BooleanField()
+        k = serializers.IntegerField(
+            source="annotations_per_item", help_text="Annotations wanted per item."
+        )
+        labels = LabelSerializer(many=True)
+        role = serializers.ChoiceField(choices=Role.choices, help_text="The caller's role.")
+        progress = ProjectProgressApi.OutputSerializer()
+
+    @extend_schema(
+        responses=OutputSerializer(many=True),
+        operation_id="project_list",
+        summary="Projects I belong to",
+        description="Every project for staff users (who act as managers everywhere).",
+        tags=["projects"],
+    )
+    def get(self, request):
+        projects = project_list_with_progress(user=request.user)
+        return Response(self.OutputSerializer(projects, many=True).data)
+
+
+class ProjectDetailApi(ApiView):
+    class OutputSerializer(ProjectListApi.OutputSerializer):
+        guidelines = serializers.CharField(help_text="Markdown source.")
+        guidelines_html = serializers.SerializerMethodField(
+            help_text="The guidelines rendered and sanitised, safe to insert as HTML."
+        )
+        lease_seconds = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+
+        def get_guidelines_html(self, project: Project) -> str:
+            return markdown_to_safe_html(project.guidelines)
+
+    @extend_schema(
+        responses=OutputSerializer,
+        operation_id="project_retrieve",
+        summary="Project detail",
+        tags=["projects"],
+    )
+    def get(self, request, pid: int):
+        project, role = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
+        project.role = role
+        project.progress = project_progress(project=project, user=request.user)
+        return Response(self.OutputSerializer(project).data)

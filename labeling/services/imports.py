@@ -1,0 +1,763 @@
+"""Importing items from CSV, JSON Lines and JSON files, as a resumable background job.
+
+`import_job_create` stores the file (streamed in chunks to ``MEDIA_ROOT/imports/<uuid>.<fmt>``)
+and creates a `Job` of kind ``import``; the Celery task `import_items_task` (or the
+``import_items`` management command, inline) calls `import_run`, which works in two passes:
+
+1. Validation streams the whole file through `labeling.importing.RowValidator` and counts its
+   rows (``progress_total``). If any row is bad and ``skip_invalid`` is off, the job fails with
+   ``result = {"errors": [first 1000 {row, line, field, reason}], "error_count", "invalid", ...}``
+   and nothing is written. A file that cannot be read to the end fails either way.
+2. Writing streams the file again and commits every ``settings.IMPORT_BATCH_SIZE`` rows in one
+   transaction *together with the job's cursor* ``{"rows_done": n, <counts>}``. A run that
+   crashes loses at most its open batch; the next run re-reads the rows before the cursor
+   without writing them (the validator needs them to know duplicate ids) and carries on.
+
+Idempotence does not rest on the cursor alone: items are unique on (project, external_id) and
+inserted with ``ON CONFLICT DO NOTHING``. Each batch also locks the job row and checks that the
+cursor is where this run left it, so when two runs of one job overlap (a message redelivered
+while a slow worker still works) the one that falls behind stops with `ImportSuperseded`.
+
+Dedupe, per row, in file order:
+- an item with the same external id already in the project: skipped (``skipped_existing_id``);
+- an item with the same text (sha256 content hash) in the project, including one created earlier
+  in this file: skipped (``skipped_duplicate_content``). Skips are counts, not errors.
+When the file has no id column the id is derived from the content hash (see
+`labeling.importing`), so equal texts are "duplicate content" there too.
+
+Writing: PostgreSQL COPYs each batch into a temporary table and inserts from it with
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``; other databases (SQLite) use
+``bulk_create(ignore_conflicts=True)`` (SQLite's ``BEGIN IMMEDIATE`` serialises writers, so the
+existence checks made earlier in the same transaction still hold).
+
+A label column becomes a `Prediction` per item (``source_kind="import"``,
+``source_id="import:<file name>"``, ``source_version=<job id>``); with ``labels_are_final`` the
+labels are also the item's final labels (lineage ``{"method": "import", "job": id, ...}``) and
+the item is done.
+
+The result of a successful job: ``{"created", "skipped_existing_id", "skipped_duplicate_content",
+"invalid", "error_count", "errors", "total_rows"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import marshal
+import os
+import shutil
+import time
+import traceback
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from labeling.errors import ApplicationError, ConflictError
+from labeling.importing import (
+    FORMATS,
+    ErrorReport,
+    ImportFileError,
+    Limits,
+    Mapping,
+    RecordReader,
+    RowValidator,
+    ValidRow,
+    csv_header_errors,
+    guess_format,
+)
+from labeling.models import Item, Job, Prediction, Project
+from labeling.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
+
+logger = logging.getLogger(__name__)
+
+_COPY_CHUNK = 1 << 20
+_HEARTBEAT_SECONDS = 2.0
+_LOOKUP_CHUNK = 2000
+_COUNTS = ("created", "skipped_existing_id", "skipped_duplicate_content")
+
+
+class ImportSuperseded(ConflictError):
+    """Another run of the same import job committed past this one; this run stops."""
+
+
+# ---- creating the job -------------------------------------------------------------------------
+
+
+def import_job_create(
+    *,
+    project: Project,
+    user: Any = None,
+    uploaded_file: Any = None,
+    path: str | Path | None = None,
+    file_format: str | None = None,
+    mapping: dict[str, Any] | None = None,
+    skip_invalid: bool = False,
+    labels_are_final: bool = False,
+    copy_file: bool = True,
+    enqueue: bool = True,
+) -> Job:
+    """Store the file and create a pending import job; the task is enqueued after commit.
+
+    Give either `uploaded_file` (a Django `UploadedFile` or any binary file object) or `path`.
+    Both are copied into ``MEDIA_ROOT/imports/`` in chunks, so the job owns an immutable
+    snapshot that a worker on another run can resume from. ``copy_file=False`` (the management
+    command) reads `path` in place. ``enqueue=False`` leaves running it to the caller
+    (`import_run`); `import_job_resume` can still queue it later.
+    """
+    if (uploaded_file is None) == (path is None):
+        raise ApplicationError("Give either an uploaded file or a path.", {"field": "file"})
+    if file_format is not None and file_format not in FORMATS:
+        raise ApplicationError(
+            f"Unknown format '{file_format}'; use one of {', '.join(FORMATS)}.",
+            {"field": "format"},
+        )
+    try:
+        parsed_mapping = Mapping.from_dict(mapping)
+    except ValueError as exc:
+        raise ApplicationError(str(exc), {"field": "mapping"}) from exc
+
+    if uploaded_file is not None:
+        original_name = Path(getattr(uploaded_file, "name", "") or "upload").name
+        stored = _store_upload(uploaded_file)
+        owned = True
+    else:
+        source = Path(path)  # type: ignore[arg-type]
+        if not source.is_file():
+            raise ApplicationError(f"No file at {source}.", {"field": "file"})
+        original_name = source.name
+        if copy_file:
+            stored = _store_copy(source)
+            owned = True
+        else:
+            stored, owned = source.resolve(), False
+
+    try:
+        with stored.open("rb") as handle:
+            head = handle.read(4096)
+        if not head:
+            raise ApplicationError("The file is empty.", {"field": "file"})
+        fmt = file_format or guess_format(original_name, head)
+        if fmt is None:
+            raise ApplicationError(
+                "Cannot tell the file's format; choose csv, jsonl or json.", {"field": "format"}
+            )
+        if owned:
+            stored = stored.rename(stored.with_suffix(f".{fmt}"))
+        params = {
+            "path": str(stored),
+            "format": fmt,
+            "mapping": parsed_mapping.as_dict(),
+            "skip_invalid": bool(skip_invalid),
+            "labels_are_final": bool(labels_are_final),
+            "original_name": original_name,
+            "owned_file": owned,
+        }
+        with transaction.atomic():
+            job = job_create(
+                kind=Job.Kind.IMPORT,
+                project=project,
+                params=params,
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+            if enqueue:
+                _enqueue(job.pk)
+    except BaseException:
+        if owned:
+            stored.unlink(missing_ok=True)
+        raise
+    return job
+
+
+def _import_dir() -> Path:
+    directory = Path(settings.MEDIA_ROOT) / "imports"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _store_upload(uploaded_file: Any) -> Path:
+    target = _import_dir() / f"{uuid.uuid4().hex}.part"
+    if hasattr(uploaded_file, "chunks"):
+        chunks: Iterable[bytes] = uploaded_file.chunks(chunk_size=_COPY_CHUNK)
+    else:
+        chunks = iter(lambda: uploaded_file.read(_COPY_CHUNK), b"")
+    try:
+        with target.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _store_copy(source: Path) -> Path:
+    target = _import_dir() / f"{uuid.uuid4().hex}.part"
+    try:
+        shutil.copyfile(source, target)  # streams (sendfile where the OS has it)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _enqueue(job_id: int) -> None:
+    # Imported here: the task module imports this one.
+    from labeling.tasks import import_items_task
+
+    import_items_task.delay_on_commit(job_id)
+
+
+# ---- resuming ---------------------------------------------------------------------------------
+
+
+def import_job_resume(*, job_id: int) -> bool:
+    """Queue an unfinished import job again (an operator's "resume"). Safe while another run
+    is alive: the runs fence each other through the job's cursor. Returns False if the job is
+    finished or not an import."""
+    job = Job.objects.filter(pk=job_id, kind=Job.Kind.IMPORT).first()
+    if job is None or job.is_finished:
+        return False
+    _enqueue(job.pk)
+    return True
+
+
+def import_jobs_resume_stale(*, stale_seconds: float | None = None) -> list[int]:
+    """Queue again every unfinished import job whose worker has gone quiet: running with no
+    heartbeat for `stale_seconds` (default ``settings.JOB_STALE_SECONDS``), or pending that long
+    (its message was lost). Returns the job ids."""
+    seconds = settings.JOB_STALE_SECONDS if stale_seconds is None else stale_seconds
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    stale = Job.objects.filter(
+        kind=Job.Kind.IMPORT, status__in=[Job.Status.PENDING, Job.Status.RUNNING]
+    ).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))
+    job_ids = list(stale.order_by("created_at").values_list("pk", flat=True))
+    for job_id in job_ids:
+        _enqueue(job_id)
+    return job_ids
+
+
+# ---- running ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    job_id: int
+    project_id: int
+    path: Path
+    fmt: str
+    mapping: Mapping
+    limits: Limits
+    labels: tuple[str, ...]
+    multi_label: bool
+    skip_invalid: bool
+    labels_are_final: bool
+    original_name: str
+    owned_file: bool
+    batch_size: int
+
+    @property
+    def stage_path(self) -> Path:
+        return _import_dir() / f"job-{self.job_id}.rows"
+
+    @contextmanager
+    def records(self) -> Iterator[tuple[RecordReader, RowValidator]]:
+        """The file's records and a fresh validator; raises ImportFileError for a file that
+        cannot be read."""
+        with self.path.open("rb", buffering=_COPY_CHUNK) as handle:
+            reader = RecordReader(
+                handle, self.fmt, limits=self.limits, csv_delimiter=self.mapping.delimiter
+            )
+            if reader.columns is not None:
+                problems = csv_header_errors(reader.columns, self.mapping)
+                if problems:
+                    raise ImportFileError(problems[0])
+            validator = RowValidator(
+                mapping=self.mapping,
+                limits=self.limits,
+                labels=self.labels,
+                multi_label=self.multi_label,
+                columns=reader.columns,
+            )
+            yield reader, validator
+
+
+def import_run(*, job_id: int, deadline: float | None = None) -> Job:
+    """Run (or resume) an import job; what the Celery task and the management command call.
+
+    Returns the job. It is finished unless `deadline` (a `time.monotonic()` value) passed
+    between two batches, in which case it is still running with its cursor committed and the
+    caller queues a continuation. A finished job is returned untouched (a redelivered message is
+    a no-op). Raises `ImportSuperseded` when another run of the same job has moved on.
+    Unexpected exceptions propagate; the caller records them with `import_job_fail`.
+    """
+    job = job_start(job_id=job_id)
+    if job is None:
+        return Job.objects.get(pk=job_id)
+    if job.kind != Job.Kind.IMPORT or job.project_id is None:
+        job_fail(job_id=job_id, error="Not an import job with a project.")
+        return Job.objects.get(pk=job_id)
+
+    plan = _plan(job)
+    if not plan.path.is_file():
+        job_fail(job_id=job_id, error=f"The import file is gone: {plan.path}.")
+        _remove_files(plan)
+        return Job.objects.get(pk=job_id)
+
+    cursor = dict(job.cursor or {})
+    validated = bool(cursor.get("validated"))
+    if not validated or not plan.stage_path.is_file():
+        total, report, fatal = _stage(plan)
+        failed = fatal or total == 0 or (report.error_count and not plan.skip_invalid)
+        if failed:
+            _fail_validation(plan, total=total, report=report, fatal=fatal)
+            return Job.objects.get(pk=job_id)
+        if not validated:
+            marked = _mark_validated(plan, total=total, report=report)
+            if marked is None:  # finished meanwhile (cancelled, or by a concurrent run)
+                return Job.objects.get(pk=job_id)
+            cursor = marked
+    return _write(plan, cursor=cursor, deadline=deadline)
+
+
+def _plan(job: Job) -> _Plan:
+    params = job.params
+    project = Project.objects.get(pk=job.project_id)
+    return _Plan(
+        job_id=job.pk,
+        project_id=project.pk,
+        path=Path(params["path"]),
+        fmt=params["format"],
+        mapping=Mapping.from_dict(params.get("mapping")),
+        limits=Limits(
+            max_text_chars=settings.IMPORT_MAX_TEXT_CHARS,
+            max_field_chars=settings.IMPORT_MAX_FIELD_CHARS,
+            max_id_chars=Item._meta.get_field("external_id").max_length,
+        ),
+        labels=tuple(project.labels.values_list("value", flat=True)),
+        multi_label=project.multi_label,
+        skip_invalid=bool(params.get("skip_invalid")),
+        labels_are_final=bool(params.get("labels_are_final")),
+        original_name=params.get("original_name") or Path(params["path"]).name,
+        owned_file=bool(params.get("owned_file")),
+        batch_size=max(1, int(settings.IMPORT_BATCH_SIZE)),
+    )
+
+
+class _Heartbeat:
+    """Touch the job's heartbeat (and message) every few seconds during the validation pass,
+    so `import_jobs_resume_stale` does not mistake a busy run for a dead one."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self.next_at = time.monotonic() + _HEARTBEAT_SECONDS
+
+    def maybe(self, message: str) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        self.next_at = now + _HEARTBEAT_SECONDS
+        Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(
+            heartbeat_at=timezone.now(), message=message[:500]
+        )
+
+
+def _stage(plan: _Plan) -> tuple[int, ErrorReport, bool]:
+    """Pass 1: read and check every row; write the valid ones, parsed, in batches to the stage
+    file (``marshal`` records ``(last_row, [row tuples])``, one per batch). Returns (rows,
+    report, fatal). The stage file appears complete or not at all; it is skipped once the
+    import is bound to fail."""
+    report = ErrorReport()
+    heartbeat = _Heartbeat(plan.job_id)
+    partial = plan.stage_path.with_name(f"{plan.stage_path.name}.{uuid.uuid4().hex}.part")
+    total = batch_start = 0
+    batch: list[tuple[Any, ...]] = []
+    batch_size = plan.batch_size
+    all_or_nothing = not plan.skip_invalid
+    try:
+        with plan.records() as (records, validator), partial.open("wb") as out:
+            for record in records:
+                valid, errors = validator.check(record)
+                total = record.row
+                if errors:
+                    report.add(errors)
+                elif valid is not None:
+                    batch.append(valid.as_tuple())
+                if total - batch_start >= batch_size:
+                    if not (all_or_nothing and report.error_count):
+                        marshal.dump((total, batch), out)
+                    batch, batch_start = [], total
+                    heartbeat.maybe(f"Checking the file: {total:,} rows read")
+            marshal.dump((total, batch), out)
+            out.flush()
+            os.fsync(out.fileno())
+    except ImportFileError as exc:
+        report.add_fatal(exc.error)
+        partial.unlink(missing_ok=True)
+        return total, report, True
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if all_or_nothing and report.error_count:
+        partial.unlink(missing_ok=True)
+    else:
+        partial.replace(plan.stage_path)
+    return total, report, False
+
+
+def _staged_batches(plan: _Plan, *, after_row: int) -> Iterator[tuple[int, list[ValidRow]]]:
+    """(last_row, rows) per staged batch, leaving out rows up to `after_row` (committed)."""
+    with plan.stage_path.open("rb", buffering=_COPY_CHUNK) as staged:
+        while True:
+            try:
+                last_row, rows = marshal.load(staged)
+            except EOFError:
+                return
+            if last_row <= after_row:
+                continue
+            yield last_row, [ValidRow(*values) for values in rows if values[0] > after_row]
+
+
+def _fail_validation(plan: _Plan, *, total: int, report: ErrorReport, fatal: bool) -> None:
+    if fatal:
+        first = report.errors[-1] if report.errors else None
+        error = f"The file cannot be read: {first.reason if first else 'unknown problem'}"
+    elif total == 0:
+        error = "The file has no data rows."
+    else:
+        first = report.errors[0]
+        where = f"row {first.row}" + (f" (line {first.line})" if first.line else "")
+        error = (
+            f"{report.error_count} problem(s) in {report.invalid_rows} of {total} rows; nothing "
+            f"was imported. First: {where}, {first.field or 'row'}: {first.reason}. Fix the file, "
+            "or import again skipping invalid rows."
+        )
+    job_fail(job_id=plan.job_id, error=error, result={"created": 0, **_report_dict(report, total)})
+    _remove_files(plan)
+
+
+def _report_dict(report: ErrorReport, total: int) -> dict[str, Any]:
+    return {
+        "invalid": report.invalid_rows,
+        "error_count": report.error_count,
+        "errors": report.as_dicts(),
+        "total_rows": total,
+    }
+
+
+def _locked_job(plan: _Plan, *, rows_done: int | None) -> Job | None:
+    """The job row, locked for this transaction; None if it finished meanwhile. Raises
+    ImportSuperseded if `rows_done` is given and the cursor is elsewhere."""
+    job = Job.objects.select_for_update().get(pk=plan.job_id)
+    if job.is_finished:
+        return None
+    if rows_done is not None and int(job.cursor.get("rows_done", 0)) != rows_done:
+        raise ImportSuperseded(
+            f"Import job #{job.pk} was continued by another run (at row "
+            f"{job.cursor.get('rows_done')}, this run expected {rows_done}).",
+            {"job": job.pk},
+        )
+    return job
+
+
+def _mark_validated(plan: _Plan, *, total: int, report: ErrorReport) -> dict[str, Any] | None:
+    """Record the row count and the validation report (kept in `result` until the end)."""
+    with transaction.atomic():
+        job = _locked_job(plan, rows_done=None)
+        if job is None:
+            return None
+        if job.cursor.get("validated"):  # a concurrent run got here first
+            return dict(job.cursor)
+        cursor = {"validated": True, "rows_done": 0, **dict.fromkeys(_COUNTS, 0)}
+        job.result = _report_dict(report, total)
+        job.save(update_fields=["result"])
+        job_progress(
+            job=job, done=0, total=total, cursor=cursor, message=f"Importing {total:,} rows"
+        )
+    return cursor
+
+
+def _write(plan: _Plan, *, cursor: dict[str, Any], deadline: float | None) -> Job:
+    """Pass 2: commit the staged batches, each with the cursor; then finish the job."""
+    rows_done = int(cursor.get("rows_done", 0))
+    counts = {key: int(cursor.get(key, 0)) for key in _COUNTS}
+    for last_row, rows in _staged_batches(plan, after_row=rows_done):
+        job = _commit(plan, rows, before=rows_done, after=last_row, counts=counts)
+        if job is None:
+            return Job.objects.get(pk=plan.job_id)
+        rows_done = last_row
+        if deadline is not None and time.monotonic() > deadline:
+            Job.objects.filter(pk=plan.job_id).update(
+                message=f"Paused after row {rows_done:,}; a new task continues"
+            )
+            job.refresh_from_db()
+            return job
+    job = _commit(plan, [], before=rows_done, after=rows_done, counts=counts, finish=True)
+    if job is None:
+        return Job.objects.get(pk=plan.job_id)
+    _remove_files(plan)
+    return job
+
+
+def _commit(
+    plan: _Plan,
+    rows: list[ValidRow],
+    *,
+    before: int,
+    after: int,
+    counts: dict[str, int],
+    finish: bool = False,
+) -> Job | None:
+    """Write one batch and move the cursor from `before` to `after`, in one transaction; with
+    `finish`, also mark the job succeeded. Updates `counts` once committed. None if someone
+    else finished the job (e.g. cancelled it)."""
+    with transaction.atomic():
+        job = _locked_job(plan, rows_done=before)
+        if job is None:
+            return None
+        created, skipped_id, skipped_content = _write_batch(plan, rows)
+        new_counts = {
+            "created": counts["created"] + created,
+            "skipped_existing_id": counts["skipped_existing_id"] + skipped_id,
+            "skipped_duplicate_content": counts["skipped_duplicate_content"] + skipped_content,
+        }
+        job_progress(
+            job=job,
+            done=after,
+            cursor={**job.cursor, "rows_done": after, **new_counts},
+            message=f"{after:,} of {job.progress_total or after:,} rows: "
+            f"{new_counts['created']:,} items created",
+        )
+        if finish:
+            result = {**new_counts, **(job.result or {})}
+            result.setdefault("total_rows", after)
+            job_succeed(job=job, result=result, message=_summary(result))
+    counts.update(new_counts)
+    return job
+
+
+def _summary(result: dict[str, Any]) -> str:
+    parts = [f"Imported {result['created']:,} of {result['total_rows']:,} rows"]
+    if result["skipped_existing_id"]:
+        parts.append(f"{result['skipped_existing_id']:,} skipped (id already in the project)")
+    if result["skipped_duplicate_content"]:
+        parts.append(f"{result['skipped_duplicate_content']:,} skipped (same text as an item)")
+    if result.get("invalid"):
+        parts.append(f"{result['invalid']:,} invalid rows skipped")
+    return "; ".join(parts) + "."
+
+
+def _remove_files(plan: _Plan) -> None:
+    """The stage file always; the uploaded copy if the job owns it."""
+    plan.stage_path.unlink(missing_ok=True)
+    if plan.owned_file:
+        plan.path.unlink(missing_ok=True)
+
+
+# ---- writing one batch ------------------------------------------------------------------------
+
+
+def _write_batch(plan: _Plan, rows: list[ValidRow]) -> tuple[int, int, int]:
+    """Insert the rows that are new; returns (created, skipped_existing_id,
+    skipped_duplicate_content). Call inside the batch's transaction."""
+    if not rows:
+        return 0, 0, 0
+    existing_ids = _existing(plan.project_id, "external_id", [r.external_id for r in rows])
+    existing_hashes = _existing(plan.project_id, "content_hash", [r.content_hash for r in rows])
+    fresh: list[ValidRow] = []
+    skipped_id = skipped_content = 0
+    for row in rows:
+        # A derived id *is* the content, so for those rows "same text" is the better reason.
+        if not row.id_derived and row.external_id in existing_ids:
+            skipped_id += 1
+        elif row.content_hash in existing_hashes:
+            skipped_content += 1
+        elif row.external_id in existing_ids:
+            skipped_id += 1
+        else:
+            existing_ids.add(row.external_id)
+            existing_hashes.add(row.content_hash)
+            fresh.append(row)
+    if not fresh:
+        return 0, skipped_id, skipped_content
+
+    if connection.vendor == "postgresql":
+        item_ids = _insert_items_postgres(plan, fresh)
+    else:
+        item_ids = _insert_items_orm(plan, fresh)
+    # Rows that lost a race with a concurrent writer of the same id were not created.
+    skipped_id += len(fresh) - len(item_ids)
+    labeled = [
+        (item_ids[r.external_id], r.labels) for r in fresh if r.labels and r.external_id in item_ids
+    ]
+    if labeled:
+        _insert_predictions(plan, labeled)
+    return len(item_ids), skipped_id, skipped_content
+
+
+def _existing(project_id: int, column: str, values: list[str]) -> set[str]:
+    unique = list(dict.fromkeys(values))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT "{column}" FROM "{Item._meta.db_table}" '
+                f'WHERE "project_id" = %s AND "{column}" = ANY(%s)',
+                [project_id, unique],
+            )
+            return {value for (value,) in cursor.fetchall()}
+    found: set[str] = set()
+    for start in range(0, len(unique), _LOOKUP_CHUNK):
+        chunk = unique[start : start + _LOOKUP_CHUNK]
+        found.update(
+            Item.objects.filter(project_id=project_id, **{f"{column}__in": chunk}).values_list(
+                column, flat=True
+            )
+        )
+    return found
+
+
+def _final_fields(plan: _Plan, labels: list[str]) -> tuple[str, list[str] | None, dict | None]:
+    if plan.labels_are_final and labels:
+        lineage = {"method": "import", "job": plan.job_id, "file": plan.original_name}
+        return Item.Status.DONE, labels, lineage
+    return Item.Status.OPEN, None, None
+
+
+_PG_TEMP_TABLE = "flywheel_import_rows"
+
+
+def _insert_items_postgres(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:
+    """COPY the rows into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING. Returns {external_id: item id} of the rows actually inserted."""
+    table = Item._meta.db_table
+    dumps = json.dumps
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_PG_TEMP_TABLE} (ord integer, external_id text, "
+            "text text, metadata jsonb, content_hash text, status text, final_labels jsonb, "
+            "final_lineage jsonb) ON COMMIT DROP"
+        )
+        with cursor.copy(
+            f"COPY {_PG_TEMP_TABLE} (ord, external_id, text, metadata, content_hash, status, "
+            "final_labels, final_lineage) FROM STDIN"
+        ) as copy:
+            for ordinal, row in enumerate(rows):
+                status, final_labels, lineage = _final_fields(plan, row.labels)
+                copy.write_row(
+                    (
+                        ordinal,
+                        row.external_id,
+                        row.text,
+                        dumps(row.metadata, ensure_ascii=False),
+                        row.content_hash,
+                        status,
+                        None if final_labels is None else dumps(final_labels),
+                        None if lineage is None else dumps(lineage),
+                    )
+                )
+        cursor.execute(
+            f'INSERT INTO "{table}" (created_at, updated_at, project_id, external_id, text, '
+            "metadata, content_hash, priority, status, annotation_count, final_labels, "
+            "final_confidence, final_lineage, import_job_id) "
+            "SELECT %s, %s, %s, t.external_id, t.text, t.metadata, t.content_hash, 0, t.status, "
+            f"0, t.final_labels, NULL, t.final_lineage, %s FROM {_PG_TEMP_TABLE} t ORDER BY t.ord "
+            "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id",
+            [now, now, plan.project_id, plan.job_id],
+        )
+        inserted = dict(cursor.fetchall())
+        # Dropped here too: inside an outer transaction the batch is only a savepoint.
+        cursor.execute(f"DROP TABLE {_PG_TEMP_TABLE}")
+        return inserted
+
+
+def _insert_items_orm(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:
+    items = []
+    for row in rows:
+        status, final_labels, lineage = _final_fields(plan, row.labels)
+        items.append(
+            Item(
+                project_id=plan.project_id,
+                external_id=row.external_id,
+                text=row.text,
+                metadata=row.metadata,
+                content_hash=row.content_hash,
+                status=status,
+                final_labels=final_labels,
+                final_lineage=lineage,
+                import_job_id=plan.job_id,
+            )
+        )
+    Item.objects.bulk_create(items, ignore_conflicts=True)
+    ids: dict[str, int] = {}
+    external_ids = [row.external_id for row in rows]
+    for start in range(0, len(external_ids), _LOOKUP_CHUNK):
+        ids.update(
+            Item.objects.filter(
+                project_id=plan.project_id,
+                import_job_id=plan.job_id,
+                external_id__in=external_ids[start : start + _LOOKUP_CHUNK],
+            ).values_list("external_id", "id")
+        )
+    return ids
+
+
+def _insert_predictions(plan: _Plan, labeled: list[tuple[int, list[str]]]) -> None:
+    """One import prediction per new item (new items cannot have one yet: no conflicts)."""
+    source_id = f"import:{plan.original_name}"[:255]
+    version = str(plan.job_id)
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
+                f'COPY "{Prediction._meta.db_table}" (item_id, project_id, source_kind, source_id, '
+                "source_version, labels, confidence, scores, details, created_at) FROM STDIN"
+            ) as copy,
+        ):
+            for item_id, labels in labeled:
+                copy.write_row(
+                    (
+                        item_id,
+                        plan.project_id,
+                        Prediction.SourceKind.IMPORT.value,
+                        source_id,
+                        version,
+                        json.dumps(labels),
+                        None,
+                        None,
+                        "{}",
+                        now,
+                    )
+                )
+        return
+    Prediction.objects.bulk_create(
+        [
+            Prediction(
+                item_id=item_id,
+                project_id=plan.project_id,
+                source_kind=Prediction.SourceKind.IMPORT,
+                source_id=source_id,
+                source_version=version,
+                labels=labels,
+                confidence=None,
+            )
+            for item_id, labels in labeled
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def import_job_fail(*, job_id: int, exc: BaseException) -> None:
+    """Record an unexpected exception on the job, with its traceback (for the task and the
+    management command, which see exceptions that `import_run` lets through)."""
+    detail = "".join(traceback.format_exception(exc))
+    job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{detail}")

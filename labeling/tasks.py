@@ -1,0 +1,60 @@
+"""Celery tasks of the labeling app: thin interfaces that load a job by id and call a service."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from labeling.models import Job
+from labeling.services.imports import ImportSuperseded, import_job_fail, import_run
+
+logger = logging.getLogger(__name__)
+
+# Connection drops, server restarts, lock timeouts: worth another try after a pause.
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+class JobTask(DjangoTask):
+    """Records a task's final failure (after its retries) on the job it ran for."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        job_id = kwargs.get("job_id", args[0] if args else None)
+        if job_id is not None:
+            import_job_fail(job_id=job_id, exc=exc)
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+@shared_task(
+    bind=True,
+    base=JobTask,
+    name="labeling.import_items",
+    queue=settings.QUEUE_IMPORT,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=settings.IMPORT_TASK_TIME_LIMIT,
+    soft_time_limit=max(1, settings.IMPORT_TASK_TIME_LIMIT - 30),
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=8,
+)
+def import_items_task(self, job_id: int) -> None:
+    """Run (or resume) import job `job_id` for one time slice; queue a continuation if the
+    slice ended before the file did. Safe to deliver twice: see `import_run`."""
+    deadline = time.monotonic() + settings.IMPORT_TASK_SLICE_SECONDS
+    try:
+        job = import_run(job_id=job_id, deadline=deadline)
+    except Job.DoesNotExist:
+        logger.warning("Import job %s no longer exists; nothing to do.", job_id)
+        return
+    except ImportSuperseded as exc:
+        logger.info("%s This run stops.", exc.message)
+        return
+    if job.status == Job.Status.RUNNING:
+        import_items_task.delay(job_id)

@@ -1,0 +1,248 @@
+"""The API's permission matrix: every endpoint x every kind of caller x two projects.
+
+Callers hold their role in project A only (staff hold none anywhere but act as managers).
+Rules: anonymous gets 401; a non-member gets 404, the same answer as for a project that does
+not exist, so project B's existence never leaks to A's members; a member whose role is too low
+gets 403; and a refused request changes nothing.
+"""
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from labeling.models import (
+    Annotation,
+    AnnotationEvent,
+    Assignment,
+    Item,
+    Job,
+    Membership,
+    Project,
+)
+from labeling.services.annotations import annotation_submit
+from labeling.services.jobs import job_create
+from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+Role = Membership.Role
+RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.MANAGER: 3}
+CALLERS = ["anonymous", "non-member", "annotator", "reviewer", "manager", "staff"]
+AUTHOR_ONLY = "author"  # only the annotation's author; every other member gets 403
+
+
+@dataclass
+class Endpoint:
+    name: str
+    method: str
+    route: str
+    kwargs: tuple[str, ...]  # which objects of the project fill the route
+    rule: str  # the lowest role allowed, or AUTHOR_ONLY
+    success: int
+    body: object = None
+    body_format: str = "json"
+    extra: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _csv_upload():
+    return SimpleUploadedFile("items.csv", b"id,text\nn1,hello there\n", content_type="text/csv")
+
+
+ENDPOINTS = [
+    Endpoint("project-detail", "get", "project-detail", ("pid",), Role.ANNOTATOR, 200),
+    Endpoint("progress", "get", "project-progress", ("pid",), Role.ANNOTATOR, 200),
+    Endpoint("items", "get", "item-list", ("pid",), Role.REVIEWER, 200),
+    Endpoint("item-detail", "get", "item-detail", ("pid", "iid"), Role.REVIEWER, 200),
+    Endpoint("next", "post", "item-next", ("pid",), Role.ANNOTATOR, 200, body={}),
+    Endpoint(
+        "submit", "post", "item-submit", ("pid", "iid"), Role.ANNOTATOR, 201,
+        body={"labels": ["pos"]},
+    ),
+    Endpoint("skip", "post", "item-skip", ("pid", "iid"), Role.ANNOTATOR, 204),
+    Endpoint("annotations", "get", "annotation-list", ("pid",), Role.ANNOTATOR, 200),
+    Endpoint(
+        "annotation-edit", "patch", "annotation-update", ("aid",), AUTHOR_ONLY, 200,
+        body={"labels": ["neg"]},
+    ),
+    Endpoint("annotation-retract", "post", "annotation-retract", ("aid",), AUTHOR_ONLY, 200),
+    Endpoint(
+        "import", "post", "import-create", ("pid",), Role.MANAGER, 202,
+        body=lambda: {"file": _csv_upload(), "format": "csv"}, body_format="multipart",
+    ),
+    Endpoint("jobs", "get", "job-list", ("pid",), Role.MANAGER, 200),
+    Endpoint("job-detail", "get", "job-detail", ("jid",), Role.ANNOTATOR, 200),
+    Endpoint(
+        "export", "get", "export", ("pid",), Role.MANAGER, 200, extra={"format": "jsonl"},
+    ),
+]  # fmt: skip
+
+
+@pytest.fixture
+def world(db):
+    """Projects A and B, each with an open item, an annotation by its own author, and a job;
+    one user per role in A, a non-member, and a staff user."""
+    objects = {}
+    for key in ("A", "B"):
+        project = ProjectFactory(name=f"Project {key}")
+        author = UserFactory(username=f"author-{key}")
+        MembershipFactory(project=project, user=author)
+        annotated = ItemFactory(project=project, priority=-1)
+        objects[key] = {
+            "pid": project.pk,
+            "iid": ItemFactory(project=project, priority=1).pk,
+            "aid": annotation_submit(
+                project=project, user=author, item_id=annotated.pk, labels=["pos"]
+            ).pk,
+            "jid": job_create(kind=Job.Kind.IMPORT, project=project).pk,
+        }
+    project_a = Project.objects.get(pk=objects["A"]["pid"])
+    users = {
+        "anonymous": None,
+        "non-member": UserFactory(username="stranger"),
+        "staff": UserFactory(username="admin", is_staff=True),
+    }
+    for role in (Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER):
+        users[role] = UserFactory(username=role)
+        MembershipFactory(project=project_a, user=users[role], role=role)
+    return objects, users
+
+
+def _client(user):
+    client = APIClient()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def _expected(endpoint: Endpoint, caller: str, where: str) -> int:
+    if caller == "anonymous":
+        return 401
+    if caller == "staff":
+        role = Role.MANAGER
+    elif caller in RANK and where == "A":
+        role = caller
+    else:
+        return 404
+    if endpoint.rule == AUTHOR_ONLY:
+        return 403
+    return endpoint.success if RANK[role] >= RANK[endpoint.rule] else 403
+
+
+def _call(client, endpoint: Endpoint, objects: dict):
+    path = reverse(f"api:{endpoint.route}", kwargs={k: objects[k] for k in endpoint.kwargs})
+    if endpoint.method == "get":
+        return client.get(path, endpoint.extra)
+    body = endpoint.body() if callable(endpoint.body) else endpoint.body
+    return getattr(client, endpoint.method)(path, body, format=endpoint.body_format)
+
+
+def _state():
+    return (
+        list(Annotation.objects.order_by("pk").values_list("pk", "labels")),
+        Assignment.objects.count(),
+        AnnotationEvent.objects.count(),
+        Job.objects.count(),
+        list(Item.objects.order_by("pk").values_list("pk", "status")),
+    )
+
+
+@pytest.mark.parametrize("where", ["A", "B"])
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_permission_matrix(world, endpoint, caller, where):
+    # Given a caller whose role (if any) is in project A
+    objects, users = world
+    before = _state()
+
+    # When they call the endpoint on an object of project A or B
+    response = _call(_client(users[caller]), endpoint, objects[where])
+
+    # Then
+    expected = _expected(endpoint, caller, where)
+    assert response.status_code == expected, getattr(response, "data", response)
+    if expected == 404:
+        assert response.json() == {"detail": "Not found."}
+    if expected in (401, 403, 404):
+        assert _state() == before, "a refused request must change nothing"
+
+
+@pytest.mark.parametrize(
+    ("caller", "visible"),
+    [
+        ("non-member", []),
+        ("annotator", ["A"]),
+        ("reviewer", ["A"]),
+        ("manager", ["A"]),
+        ("staff", ["A", "B"]),
+    ],
+)
+def test_project_list_shows_only_my_projects(world, caller, visible):
+    objects, users = world
+
+    response = _client(users[caller]).get(reverse("api:project-list"))
+
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()] == [objects[key]["pid"] for key in visible]
+
+
+def test_project_list_needs_a_login(world):
+    assert _client(None).get(reverse("api:project-list")).status_code == 401
+
+
+def test_another_project_looks_exactly_like_a_missing_one(world):
+    # Given an annotator of A
+    objects, users = world
+    client = _client(users[Role.ANNOTATOR])
+    missing = max(objects["A"]["pid"], objects["B"]["pid"]) + 1000
+
+    # When they probe B and a project id that does not exist
+    other = client.get(reverse("api:project-detail", kwargs={"pid": objects["B"]["pid"]}))
+    absent = client.get(reverse("api:project-detail", kwargs={"pid": missing}))
+
+    # Then the answers cannot be told apart
+    assert (other.status_code, other.content) == (absent.status_code, absent.content)
+
+
+def test_the_author_may_edit_and_undo_their_annotation(world):
+    # Given the author of A's annotation
+    objects, _ = world
+    author = Annotation.objects.get(pk=objects["A"]["aid"]).annotator
+    client = _client(author)
+
+    edit = client.patch(
+        reverse("api:annotation-update", kwargs={"aid": objects["A"]["aid"]}),
+        {"labels": ["neg"]},
+        format="json",
+    )
+    undo = client.post(reverse("api:annotation-retract", kwargs={"aid": objects["A"]["aid"]}))
+
+    assert (edit.status_code, undo.status_code) == (200, 200)
+
+
+def test_an_author_removed_from_the_project_cannot_touch_their_annotation(world):
+    objects, _ = world
+    annotation = Annotation.objects.get(pk=objects["A"]["aid"])
+    Membership.objects.filter(user=annotation.annotator).delete()
+
+    response = _client(annotation.annotator).patch(
+        reverse("api:annotation-update", kwargs={"aid": annotation.pk}),
+        {"labels": ["neg"]},
+        format="json",
+    )
+
+    assert response.status_code == 404
+
+
+def test_a_job_without_a_project_is_visible_to_staff_only(world):
+    _, users = world
+    job = job_create(kind=Job.Kind.OTHER)
+    path = reverse("api:job-detail", kwargs={"jid": job.pk})
+
+    assert _client(users["staff"]).get(path).status_code == 200
+    assert _client(users[Role.MANAGER]).get(path).status_code == 404
