@@ -5,6 +5,7 @@ submit returned is in the database.
 """
 
 import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -38,6 +39,7 @@ def test_concurrent_annotators_never_exceed_k_and_lose_nothing(k, n_items):
     handed = defaultdict(set)  # item id -> users it was handed to
     submitted = []  # (item id, user id) of every submit that returned
     errors = []
+    idle_rounds = []
     bookkeeping = threading.Lock()
     start = threading.Barrier(WORKERS)
 
@@ -47,11 +49,20 @@ def test_concurrent_annotators_never_exceed_k_and_lose_nothing(k, n_items):
             while True:
                 assignment = queue_next_item(project=project, user=user)
                 if assignment is None:
-                    return
+                    # Empty for me right now; others may still release slots. Stop only
+                    # when no item needs work any more.
+                    if not Item.objects.filter(project=project, status="open").exists():
+                        return
+                    idle_rounds.append(1)
+                    if len(idle_rounds) > 20_000:
+                        raise RuntimeError("queue never drained")
+                    time.sleep(0.01)
+                    continue
                 with bookkeeping:
                     handed[assignment.item_id].add(user.pk)
-                annotation_submit(project=project, user=user, item_id=assignment.item_id,
-                                  labels=["pos"])
+                annotation_submit(
+                    project=project, user=user, item_id=assignment.item_id, labels=["pos"]
+                )
                 with bookkeeping:
                     submitted.append((assignment.item_id, user.pk))
         except Exception as exc:  # surfaced below: any error fails the test
