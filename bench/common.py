@@ -79,7 +79,9 @@ def synthetic_text(rng: random.Random, n: int) -> str:
     return f"Item {n}: " + " ".join(rng.choice(words) for _ in range(rng.randint(20, 60)))
 
 
-def copy_items(*, project_id: int, count: int, seed: int = 0, status: str = "open") -> None:
+def copy_items(
+    *, project_id: int, count: int, seed: int = 0, status: str = "open", start: int = 0
+) -> None:
     """Insert `count` synthetic items with random priorities through COPY (fixture, not product
     code: the product's import path is measured by bench/import_bench.py)."""
     from django.db import connection
@@ -101,7 +103,7 @@ def copy_items(*, project_id: int, count: int, seed: int = 0, status: str = "ope
             "updated_at",
         )
         with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for n in range(count):
+            for n in range(start, start + count):
                 text = synthetic_text(rng, n)
                 copy.write_row(
                     (

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from labeling.errors import ApplicationError, ConflictError
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
-from labeling.services.queue import item_free_slots, user_has_live_lease
+from labeling.services.queue import assignment_upsert, item_free_slots, user_has_live_lease
 
 Status = Assignment.Status
 
@@ -36,13 +36,6 @@ def _clean_labels(*, project: Project, labels: Sequence[str]) -> list[str]:
     return cleaned
 
 
-def _item_mark_progress(*, item_id: int, k: int) -> None:
-    """Close the item when it has k annotations. Caller holds the item's row lock."""
-    Item.objects.filter(pk=item_id, annotation_count__gte=k, status=Item.Status.OPEN).update(
-        status=Item.Status.DONE, updated_at=timezone.now()
-    )
-
-
 def _single_final(*, project: Project, item_id: int) -> None:
     """With k == 1 the one annotation is the final label (lineage: the annotation). Projects
     with several annotators per item get final labels from aggregation instead."""
@@ -54,16 +47,7 @@ def _single_final(*, project: Project, item_id: int) -> None:
             final_labels=None, final_confidence=None, final_lineage=None
         )
         return
-    Item.objects.filter(pk=item_id).update(
-        final_labels=annotation.labels,
-        final_confidence=1.0,
-        final_lineage={
-            "method": "single_annotator",
-            "version": "1",
-            "annotations": [annotation.pk],
-            "annotators": [annotation.annotator_id],
-        },
-    )
+    Item.objects.filter(pk=item_id).update(**_single_final_fields(annotation))
 
 
 @transaction.atomic
@@ -109,18 +93,16 @@ def annotation_submit(
             raise ApplicationError(
                 "That suggestion does not belong to this item.", {"field": "suggestion_id"}
             )
-    try:
-        with transaction.atomic():
-            annotation = Annotation.objects.create(
-                item=item,
-                project=project,
-                annotator=user,
-                labels=cleaned,
-                time_spent_ms=max(0, int(time_spent_ms)),
-                suggestion=suggestion,
-            )
-    except IntegrityError as exc:  # a concurrent duplicate submit by the same user
-        raise ConflictError("This item already has your annotation.", {"item": item.pk}) from exc
+    # No savepoint needed: the item row lock (PostgreSQL) or the IMMEDIATE transaction
+    # (SQLite) serialises submits on this item, so the existence check above is reliable.
+    annotation = Annotation.objects.create(
+        item=item,
+        project=project,
+        annotator=user,
+        labels=cleaned,
+        time_spent_ms=max(0, int(time_spent_ms)),
+        suggestion=suggestion,
+    )
     AnnotationEvent.objects.create(
         annotation_id_ref=annotation.pk,
         item=item,
@@ -129,22 +111,40 @@ def annotation_submit(
         labels=cleaned,
         time_spent_ms=annotation.time_spent_ms,
     )
-    Assignment.objects.update_or_create(
-        item=item,
-        user=user,
-        defaults={
-            "project": project,
-            "status": Status.SUBMITTED,
-            "leased_at": now,
-            "expires_at": now,
-        },
+    assignment_upsert(
+        project=project,
+        user_id=user.pk,
+        item_id=item.pk,
+        status=Status.SUBMITTED,
+        leased_at=now,
+        expires_at=now,
     )
-    Item.objects.filter(pk=item.pk).update(
-        annotation_count=F("annotation_count") + 1, updated_at=now
-    )
-    _item_mark_progress(item_id=item.pk, k=k)
-    _single_final(project=project, item_id=item.pk)
+    # One UPDATE: count, close at k, and (k == 1) the final label with its lineage.
+    updates = {
+        "annotation_count": F("annotation_count") + 1,
+        "updated_at": now,
+        "status": Case(
+            When(annotation_count__gte=k - 1, then=Value(Item.Status.DONE)),
+            default=F("status"),
+        ),
+    }
+    if k == 1 and item.annotation_count == 0:
+        updates.update(_single_final_fields(annotation))
+    Item.objects.filter(pk=item.pk).update(**updates)
     return annotation
+
+
+def _single_final_fields(annotation: Annotation) -> dict:
+    return {
+        "final_labels": annotation.labels,
+        "final_confidence": 1.0,
+        "final_lineage": {
+            "method": "single_annotator",
+            "version": "1",
+            "annotations": [annotation.pk],
+            "annotators": [annotation.annotator_id],
+        },
+    }
 
 
 @transaction.atomic
@@ -196,14 +196,15 @@ def annotation_retract(*, annotation: Annotation, user: AbstractBaseUser) -> Ass
         annotation_count=F("annotation_count") - 1, status=Item.Status.OPEN, updated_at=now
     )
     _single_final(project=project, item_id=item.pk)
-    assignment, _ = Assignment.objects.update_or_create(
-        item=item,
-        user=user,
-        defaults={
-            "project": project,
-            "status": Status.LEASED,
-            "leased_at": now,
-            "expires_at": now + timedelta(seconds=project.lease_seconds),
-        },
+    assignment = assignment_upsert(
+        project=project,
+        user_id=user.pk,
+        item_id=item.pk,
+        status=Status.LEASED,
+        leased_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
     )
+    if assignment.pk is None:
+        assignment = Assignment.objects.get(item=item, user=user)
+    assignment.item = item
     return assignment

@@ -96,18 +96,41 @@ def item_free_slots(*, item_id: int, k: int, user_id: int, now) -> int:
     return k - annotation_count - others
 
 
-def _lease(*, project: Project, user: AbstractBaseUser, item_id: int, now) -> Assignment:
-    expires = now + timedelta(seconds=project.lease_seconds)
-    assignment, _ = Assignment.objects.update_or_create(
-        item_id=item_id,
-        user=user,
-        defaults={
-            "project": project,
-            "status": Status.LEASED,
-            "leased_at": now,
-            "expires_at": expires,
-        },
+def assignment_upsert(
+    *, project: Project, user_id: int, item_id: int, status: str, leased_at, expires_at
+) -> Assignment:
+    """Set the (item, user) assignment in one statement (INSERT ... ON CONFLICT DO UPDATE)."""
+    (assignment,) = Assignment.objects.bulk_create(
+        [
+            Assignment(
+                project=project,
+                item_id=item_id,
+                user_id=user_id,
+                status=status,
+                leased_at=leased_at,
+                expires_at=expires_at,
+                updated_at=leased_at,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["item", "user"],
+        update_fields=["status", "leased_at", "expires_at", "updated_at"],
     )
+    return assignment
+
+
+def _lease(*, project: Project, user: AbstractBaseUser, item_id: int, now) -> Assignment:
+    assignment = assignment_upsert(
+        project=project,
+        user_id=user.pk,
+        item_id=item_id,
+        status=Status.LEASED,
+        leased_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+    if assignment.pk is None:  # backends that cannot return ids from an upsert
+        assignment = Assignment.objects.get(item_id=item_id, user=user)
+    assignment.item = Item.objects.get(pk=item_id)
     return assignment
 
 
@@ -162,15 +185,13 @@ def assignment_skip(*, project: Project, user: AbstractBaseUser, item_id: int) -
     if not Item.objects.filter(pk=item_id, project=project).exists():
         raise ApplicationError("No such item in this project.", {"item": item_id})
     now = timezone.now()
-    Assignment.objects.update_or_create(
+    assignment_upsert(
+        project=project,
+        user_id=user.pk,
         item_id=item_id,
-        user=user,
-        defaults={
-            "project": project,
-            "status": Status.SKIPPED,
-            "leased_at": now,
-            "expires_at": now,
-        },
+        status=Status.SKIPPED,
+        leased_at=now,
+        expires_at=now,
     )
 
 
