@@ -517,12 +517,6 @@ def _nested_problem(value: Any) -> str | None:
     return None
 
 
-def _size(value: Any) -> int:
-    if isinstance(value, str):
-        return len(value)
-    return len(json.dumps(value, ensure_ascii=False))
-
-
 def parse_labels(
     value: Any, *, allowed: frozenset[str], multi_label: bool, delimiter: str = "|"
 ) -> tuple[list[str], str | None]:
@@ -823,6 +817,8 @@ class ErrorReport:
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
     invalid_rows: int = 0
+    # Valid rows whose text an earlier row of the file has: skipped, not errors.
+    duplicate_content: int = 0
 
     def add(self, errors: list[RowError]) -> None:
         if not errors:

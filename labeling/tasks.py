@@ -33,7 +33,6 @@ class JobTask(DjangoTask):
     bind=True,
     base=JobTask,
     name="labeling.import_items",
-    queue=settings.QUEUE_IMPORT,
     acks_late=True,
     reject_on_worker_lost=True,
     time_limit=settings.IMPORT_TASK_TIME_LIMIT,
@@ -57,4 +56,11 @@ def import_items_task(self, job_id: int) -> None:
         logger.info("%s This run stops.", exc.message)
         return
     if job.status == Job.Status.RUNNING:
-        import_items_task.delay(job_id)
+        import_items_task_enqueue(job_id=job_id)
+
+
+def import_items_task_enqueue(*, job_id: int) -> None:
+    """Send the task to the import queue (``settings.QUEUE_IMPORT``, read at send time, so
+    routing stays a deployment decision). Callers inside a transaction wrap this in
+    ``transaction.on_commit``."""
+    import_items_task.apply_async((job_id,), queue=settings.QUEUE_IMPORT)

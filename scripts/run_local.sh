@@ -39,9 +39,10 @@ echo "==> Demo project and logins"
 
 WORKER_PID=""
 SERVER_PID=""
+# shellcheck disable=SC2317  # called through the traps below
 stop() {
     trap - EXIT INT TERM
-    [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null || true
+    if [ -n "$SERVER_PID" ]; then kill -TERM "$SERVER_PID" 2>/dev/null || true; fi
     if [ -n "$WORKER_PID" ] && kill -0 "$WORKER_PID" 2>/dev/null; then
         echo "==> Stopping the Celery worker (pid $WORKER_PID)"
         kill -TERM "$WORKER_PID" 2>/dev/null || true

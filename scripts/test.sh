@@ -3,7 +3,7 @@
 # the tests marked `postgres` are skipped (pytest lists them with the reason); .ci/run sets
 # DATABASE_URL and CELERY_BROKER_URL to the machine's PostgreSQL and Redis.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit
 VENV="${VENV:-.venv}"
 DATABASE_URL="${DATABASE_URL:-sqlite}"
 CELERY_BROKER_URL="${CELERY_BROKER_URL:-filesystem}"

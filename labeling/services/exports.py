@@ -37,10 +37,12 @@ each sparsely filled field; with them at the top, every field that has a value a
 export has one in the first rows. All formats share this order.
 
 Scaling: keyset pagination over item ids in chunks of ``settings.EXPORT_CHUNK_SIZE``; per chunk
-three queries (items, their annotations, their predictions), never a join across the whole
-export. Memory is bounded by one chunk, whatever the number of rows. Chunks are read in separate
-statements, so an export running while annotators work is not one snapshot: an item changed
-mid-export appears in the state its chunk was read in.
+three queries (the items page, then the annotations and predictions of the items on it, by
+the ids read), never a join across the whole export and never an OFFSET. Memory is bounded by
+three chunks (the one being written and the two read ahead), whatever the number of rows. On
+PostgreSQL the read-ahead is sent in pipeline mode, so the server reads while Python writes.
+Chunks are separate statements, so an export running while annotators work is not one
+snapshot: an item changed mid-export appears in the state its chunk was read in.
 
 Filters
 - ``finished_only``: status done.
@@ -59,8 +61,8 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from datetime import UTC, datetime
+from functools import partial
 from json.encoder import encode_basestring
 from typing import NamedTuple
 
@@ -113,9 +115,9 @@ CSV_COLUMNS = (
 )
 CSV_LABEL_SEPARATOR = "|"
 
-# One encoder for the whole export: json.dumps(obj, **kwargs) builds a new one per call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# The C string escaper behind it, for the many values known to be strings.
+_MAX_CACHED_SOURCES = 10_000
+
+# JSON string escaping in C (json.dumps's own, with ensure_ascii=False): UTF-8 out, not \uXXXX.
 _encode_str = encode_basestring
 
 
@@ -271,7 +273,7 @@ def _iso(value: datetime) -> str:
 
 
 class _Chunk(NamedTuple):
-    """One chunk's rows, columns as selected in `_Reader._queries`."""
+    """One chunk's rows, columns as selected in `_Reader._item_rows` and `_Reader._details`."""
 
     items: list[tuple]
     annotations: list[tuple]
@@ -285,34 +287,35 @@ Renderer = Callable[[list[tuple], dict[int, str], dict[int, int], dict[int, str]
 class _Reader:
     """Reads the filtered items chunk by chunk and hands each chunk to a renderer.
 
-    Per chunk three queries: the items (keyset page ``pk > last ORDER BY pk LIMIT n``), and
-    the annotations and predictions of exactly those items (the page as a subquery, so no
-    parameter list of ids). The database's own JSON text (labels, metadata, lineage) is
-    written out verbatim, never decoded and re-encoded.
+    Per chunk three queries: the items (keyset page ``pk > last ORDER BY pk LIMIT n``), then the
+    annotations and predictions of exactly the items read (an id range when the page is dense,
+    else the ids). The database's own JSON text (labels, metadata, lineage) is written out
+    verbatim, never decoded and re-encoded.
 
-    On PostgreSQL the next chunk's queries are sent in pipeline mode before the current chunk
-    is rendered, so the server reads chunk n+1 while Python writes chunk n; the connection is
-    in pipeline mode only inside this class's own code, never across a ``yield``.
+    Item pages are read one step ahead: while chunk n is rendered, the annotations and
+    predictions of page n+1 and the items of page n+2 are being read. On PostgreSQL they are
+    sent in pipeline mode first, so the server works while Python writes; the connection is in
+    pipeline mode only inside this class's own code, never across a ``yield``.
     """
 
     def __init__(self, items: QuerySet[Item]) -> None:
         self.items = items
         self.chunk_size = max(1, int(settings.EXPORT_CHUNK_SIZE))
         self.on_postgresql = connection.vendor == "postgresql"
-        self.pipelined = self.on_postgresql and psycopg_pipeline_supported()
-        self.usernames: dict[int, str] = {}  # bounded by the number of annotators
+        self.pipelined = False  # decided once connected, in `stream`
+        self.usernames: dict[int, str] = {}  # JSON-encoded; bounded by the number of annotators
         self.sources: dict[int, str] = {}  # suggestions outside their chunk (should not occur)
+        self.prediction_heads: dict[tuple[str, str, str], str] = {}  # JSON up to "labels":
 
     # --- queries ------------------------------------------------------------------------------
+    # Django (5.2+) selects columns in the order asked for, so rows read straight off the cursor
+    # in pipeline mode line up with values_list rows (a test checks that both paths agree).
 
     def _timestamp(self, name: str):
         return _UtcIsoText(name) if self.on_postgresql else F(name)
 
-    def _queries(self, page: QuerySet[Item]) -> tuple[QuerySet, QuerySet, QuerySet]:
-        # Plain columns first, then expressions: the order Django puts them in the SELECT, so
-        # rows read straight off the cursor (pipeline mode) line up with values_list rows.
-        ids = page.values("pk")
-        items = page.values_list(
+    def _item_rows(self, page: QuerySet[Item]) -> QuerySet:
+        return page.values_list(
             "pk",
             "external_id",
             "text",
@@ -325,8 +328,21 @@ class _Reader:
             self._timestamp("created_at"),
             self._timestamp("updated_at"),
         )
+
+    def _keyset_page(self, last_id: int) -> QuerySet:
+        return self._item_rows(self.items.filter(pk__gt=last_id).order_by("pk")[: self.chunk_size])
+
+    def _details(self, items: list[tuple]) -> list[QuerySet]:
+        """Annotations and predictions of these item rows (sorted by id)."""
+        ids = [row[0] for row in items]
+        if ids[-1] - ids[0] < 2 * len(ids):
+            # Dense page, the usual case: an id range is cheaper to build, send and plan than
+            # thousands of literal ids. Rows of other items in the range are read and dropped.
+            of_items = Q(item_id__gte=ids[0], item_id__lte=ids[-1])
+        else:
+            of_items = Q(item_id__in=ids)
         annotations = (
-            Annotation.objects.filter(item_id__in=ids)
+            Annotation.objects.filter(of_items)
             .order_by("item_id", "created_at", "pk")
             .values_list(
                 "item_id",
@@ -339,7 +355,7 @@ class _Reader:
             )
         )
         predictions = (
-            Prediction.objects.filter(item_id__in=ids)
+            Prediction.objects.filter(of_items)
             .order_by("item_id", "pk")
             .values_list(
                 "item_id",
@@ -351,35 +367,28 @@ class _Reader:
                 Cast("labels", TextField()),
             )
         )
-        return items, annotations, predictions
+        return [annotations, predictions]
 
-    def _keyset_page(self, last_id: int) -> QuerySet[Item]:
-        return self.items.filter(pk__gt=last_id).order_by("pk")[: self.chunk_size]
-
-    def _send(self, queries):
-        """Start the queries; `_receive` returns their rows. Sequential backends run them in
-        `_receive`; in pipeline mode they are on the wire when this returns."""
-        if not self.pipelined:
-            return queries
+    def _run(self, queries: list[QuerySet], meanwhile: Callable[[], str]) -> tuple[list, str]:
+        """Rows of each query, and the result of `meanwhile()`, computed while the database
+        works on the queries when the driver can pipeline them."""
+        if not self.pipelined or not queries:
+            done = meanwhile()
+            return [list(query) for query in queries], done
         cursors = []
-        for queryset in queries:
-            sql, params = queryset.query.sql_with_params()
-            cursor = connection.cursor()
-            cursor.execute(sql, params)
-            cursors.append(cursor)
-        return cursors
-
-    def _receive(self, started) -> _Chunk:
-        if not self.pipelined:
-            return _Chunk(*(list(queryset) for queryset in started))
         try:
-            return _Chunk(*(cursor.fetchall() for cursor in started))
+            with connection.connection.pipeline():
+                for query in queries:
+                    sql, params = query.query.sql_with_params()
+                    cursor = connection.cursor()
+                    cursor.execute(sql, params)
+                    cursors.append(cursor)
+                done = meanwhile()
+                rows = [cursor.fetchall() for cursor in cursors]
         finally:
-            for cursor in started:
+            for cursor in cursors:
                 cursor.close()
-
-    def _overlap(self):
-        return connection.connection.pipeline() if self.pipelined else nullcontext()
+        return rows, done
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -387,29 +396,39 @@ class _Reader:
         """Rendered text, one string per chunk: the seed rows first, then keyset pages."""
         seeds = _seed_item_ids(self.items)
         connection.ensure_connection()
-        with self._overlap():
-            first_page = self.items.filter(pk__in=seeds) if seeds else self._keyset_page(0)
-            chunk: _Chunk | None = self._receive(self._send(self._queries(first_page)))
-        # The keyset position: the last item id read, and whether a further page may exist.
-        last_id, more = (0, True) if seeds else self._advance(chunk, 0)
-        skip: set[int] = set()  # the seed rows, once they have been written
-        while chunk is not None:
-            self._prepare(chunk)
-            with self._overlap():
-                started = self._send(self._queries(self._keyset_page(last_id))) if more else None
-                items = [row for row in chunk.items if row[0] not in skip]
-                out = self._render(render, items, chunk) if items else ""
-                chunk = self._receive(started) if started is not None else None
+        self.pipelined = self.on_postgresql and _pipeline_supported(connection.connection)
+        first = self.items.filter(pk__in=seeds).order_by("pk") if seeds else None
+        if first is not None:
+            (upcoming,), _ = self._run([self._item_rows(first)], _nothing)
+            last_id, more = 0, True
+        else:
+            (page,), _ = self._run([self._keyset_page(0)], _nothing)
+            upcoming = page
+            last_id, more = self._advance(page, 0)
+        skip = set(seeds)  # written first, so left out of the keyset pages
+        chunk: _Chunk | None = None
+        while chunk is not None or upcoming or more:
             if chunk is not None:
-                last_id, more = self._advance(chunk, last_id)
-            skip = set(seeds)
+                self._prepare(chunk)
+            queries = self._details(upcoming) if upcoming else []
+            if more:
+                queries.append(self._keyset_page(last_id))
+            write = partial(self._render, render, chunk) if chunk is not None else _nothing
+            rows, out = self._run(queries, write)
+            chunk = _Chunk(upcoming, rows[0], rows[1]) if upcoming else None
+            upcoming = []
+            if more:
+                page = rows[-1]
+                last_id, more = self._advance(page, last_id)
+                upcoming = [row for row in page if row[0] not in skip] if skip else page
             if out:
                 yield out
 
-    def _advance(self, chunk: _Chunk, last_id: int) -> tuple[int, bool]:
-        if not chunk.items:
+    def _advance(self, page: list[tuple], last_id: int) -> tuple[int, bool]:
+        """The keyset position after a page, and whether a further page may exist."""
+        if not page:
             return last_id, False
-        return chunk.items[-1][0], len(chunk.items) == self.chunk_size
+        return page[-1][0], len(page) == self.chunk_size
 
     # --- rendering ----------------------------------------------------------------------------
 
@@ -420,7 +439,10 @@ class _Reader:
         missing = {row[1] for row in chunk.annotations} - self.usernames.keys()
         if missing:
             self.usernames.update(
-                get_user_model().objects.filter(pk__in=missing).values_list("pk", "username")
+                (pk, _encode_str(name))
+                for pk, name in get_user_model()
+                .objects.filter(pk__in=missing)
+                .values_list("pk", "username")
             )
         own = {row[1] for row in chunk.predictions}
         stray = {
@@ -434,30 +456,45 @@ class _Reader:
             ):
                 self.sources[pk] = f"{kind}:{source_id}@{version}"
 
-    def _render(self, render: Renderer, items: list[tuple], chunk: _Chunk) -> str:
+    def _render(self, render: Renderer, chunk: _Chunk) -> str:
         # The hot loop of the export: plain f-strings over row tuples, no per-value calls
         # beyond the C string escaper.
-        annotation_rows = chunk.annotations
+        items, annotation_rows = chunk.items, chunk.annotations
         if not self.on_postgresql:  # timestamps arrive as datetimes; PostgreSQL sends text
             items = [(*row[:9], _iso(row[9]), _iso(row[10])) for row in items]
             annotation_rows = [(*row[:5], _iso(row[5]), _iso(row[6])) for row in annotation_rows]
+        # Rows of other items come with an id-range read (see `_details`); they are dropped.
+        wanted = {row[0] for row in items}
         suggested = {row[3] for row in annotation_rows if row[3] is not None}
         sources = dict(self.sources) if suggested else {}
         predictions: dict[int, list[str]] = {}
+        heads = self.prediction_heads
         for item_id, pk, kind, source_id, version, confidence, labels in chunk.predictions:
+            if item_id not in wanted:
+                continue
             if pk in suggested:
                 sources[pk] = f"{kind}:{source_id}@{version}"
+            source = (kind, source_id, version)
+            head = heads.get(source)
+            if head is None:  # a handful of sources per project: encode each once
+                if len(heads) >= _MAX_CACHED_SOURCES:  # keep memory bounded whatever the data
+                    heads.clear()
+                head = heads[source] = (
+                    f'{{"source_kind":{_encode_str(kind)},"source_id":{_encode_str(source_id)},'
+                    f'"source_version":{_encode_str(version)},"labels":'
+                )
             predictions.setdefault(item_id, []).append(
-                f'{{"source_kind":{_encode_str(kind)},"source_id":{_encode_str(source_id)},'
-                f'"source_version":{_encode_str(version)},"labels":{labels or "null"},'
+                f"{head}{labels or 'null'},"
                 f'"confidence":{"null" if confidence is None else repr(confidence)}}}'
             )
         annotations: dict[int, list[str]] = {}
         names = self.usernames
         for item_id, user_id, spent, suggestion, labels, created, updated in annotation_rows:
+            if item_id not in wanted:
+                continue
             source = None if suggestion is None else sources.get(suggestion)
             annotations.setdefault(item_id, []).append(
-                f'{{"annotator":{_encode_str(names[user_id])},"labels":{labels or "null"},'
+                f'{{"annotator":{names[user_id]},"labels":{labels or "null"},'
                 f'"time_spent_ms":{spent},"created_at":"{created}","updated_at":"{updated}",'
                 f'"suggestion_source":{"null" if source is None else _encode_str(source)}}}'
             )
@@ -469,11 +506,16 @@ class _Reader:
         )
 
 
-def psycopg_pipeline_supported() -> bool:
-    try:
-        from psycopg import Pipeline
-    except ImportError:  # psycopg2, or no PostgreSQL driver at all
+def _nothing() -> str:
+    return ""
+
+
+def _pipeline_supported(driver_connection) -> bool:
+    """psycopg 3 with a libpq that has pipeline mode (psycopg2 has none)."""
+    if not callable(getattr(driver_connection, "pipeline", None)):
         return False
+    from psycopg import Pipeline
+
     return Pipeline.is_supported()
 
 

@@ -4,14 +4,18 @@
 and creates a `Job` of kind ``import``; the Celery task `import_items_task` (or the
 ``import_items`` management command, inline) calls `import_run`, which works in two passes:
 
-1. Validation streams the whole file through `labeling.importing.RowValidator` and counts its
-   rows (``progress_total``). If any row is bad and ``skip_invalid`` is off, the job fails with
-   ``result = {"errors": [first 1000 {row, line, field, reason}], "error_count", "invalid", ...}``
-   and nothing is written. A file that cannot be read to the end fails either way.
-2. Writing streams the file again and commits every ``settings.IMPORT_BATCH_SIZE`` rows in one
-   transaction *together with the job's cursor* ``{"rows_done": n, <counts>}``. A run that
-   crashes loses at most its open batch; the next run re-reads the rows before the cursor
-   without writing them (the validator needs them to know duplicate ids) and carries on.
+1. Validation ("staging") streams the whole file through `labeling.importing.RowValidator`,
+   counts its rows (``progress_total``) and writes the valid rows, parsed and hashed, in batches
+   of ``settings.IMPORT_BATCH_SIZE`` input rows to a stage file beside the upload
+   (``MEDIA_ROOT/imports/job-<id>.rows``, ``marshal`` records). A row whose text an earlier
+   valid row of the file has is not staged but counted as duplicate content. If any row is bad
+   and ``skip_invalid`` is off, the job fails with ``result = {"errors": [first 1000 {row, line,
+   field, reason}], "error_count", "invalid", "total_rows"}`` and nothing is written. A file
+   that cannot be read to the end fails either way.
+2. Writing commits the staged batches one by one, each in one transaction *together with the
+   job's cursor* ``{"rows_done": n, <counts>}``. A run that crashes loses at most its open
+   batch; the next run skips the staged batches up to the cursor and carries on. The file is
+   parsed once per job, not once per attempt (unless the stage file was lost: then again).
 
 Idempotence does not rest on the cursor alone: items are unique on (project, external_id) and
 inserted with ``ON CONFLICT DO NOTHING``. Each batch also locks the job row and checks that the
@@ -20,8 +24,10 @@ while a slow worker still works) the one that falls behind stops with `ImportSup
 
 Dedupe, per row, in file order:
 - an item with the same external id already in the project: skipped (``skipped_existing_id``);
-- an item with the same text (sha256 content hash) in the project, including one created earlier
-  in this file: skipped (``skipped_duplicate_content``). Skips are counts, not errors.
+- an item with the same text (sha256 content hash) in the project, or an earlier row of this
+  file with that text: skipped (``skipped_duplicate_content``). Skips are counts, not errors.
+  When the project had no items before the job, PostgreSQL skips both database look-ups: the
+  file itself is already free of duplicates (ids by validation, texts by staging).
 When the file has no id column the id is derived from the content hash (see
 `labeling.importing`), so equal texts are "duplicate content" there too.
 
@@ -210,10 +216,11 @@ def _store_copy(source: Path) -> Path:
 
 
 def _enqueue(job_id: int) -> None:
+    """Queue the import task once the current transaction commits (at once outside one)."""
     # Imported here: the task module imports this one.
-    from labeling.tasks import import_items_task
+    from labeling.tasks import import_items_task_enqueue
 
-    import_items_task.delay_on_commit(job_id)
+    transaction.on_commit(lambda: import_items_task_enqueue(job_id=job_id))
 
 
 # ---- resuming ---------------------------------------------------------------------------------
@@ -380,6 +387,9 @@ def _stage(plan: _Plan) -> tuple[int, ErrorReport, bool]:
     partial = plan.stage_path.with_name(f"{plan.stage_path.name}.{uuid.uuid4().hex}.part")
     total = batch_start = 0
     batch: list[tuple[Any, ...]] = []
+    # Texts seen in this file (64-bit string hashes): a later row with the same text is not
+    # staged but counted as duplicate content. The first valid row with a text wins.
+    texts_seen: set[int] = set()
     batch_size = plan.batch_size
     all_or_nothing = not plan.skip_invalid
     try:
@@ -390,7 +400,12 @@ def _stage(plan: _Plan) -> tuple[int, ErrorReport, bool]:
                 if errors:
                     report.add(errors)
                 elif valid is not None:
-                    batch.append(valid.as_tuple())
+                    text_key = hash(valid.content_hash)
+                    if text_key in texts_seen:
+                        report.duplicate_content += 1
+                    else:
+                        texts_seen.add(text_key)
+                        batch.append(valid.as_tuple())
                 if total - batch_start >= batch_size:
                     if not (all_or_nothing and report.error_count):
                         marshal.dump((total, batch), out)
@@ -476,7 +491,14 @@ def _mark_validated(plan: _Plan, *, total: int, report: ErrorReport) -> dict[str
             return None
         if job.cursor.get("validated"):  # a concurrent run got here first
             return dict(job.cursor)
-        cursor = {"validated": True, "rows_done": 0, **dict.fromkeys(_COUNTS, 0)}
+        cursor = {
+            "validated": True,
+            "rows_done": 0,
+            "created": 0,
+            "skipped_existing_id": 0,
+            "skipped_duplicate_content": report.duplicate_content,
+            "project_was_empty": not Item.objects.filter(project_id=plan.project_id).exists(),
+        }
         job.result = _report_dict(report, total)
         job.save(update_fields=["result"])
         job_progress(
@@ -523,7 +545,9 @@ def _commit(
         job = _locked_job(plan, rows_done=before)
         if job is None:
             return None
-        created, skipped_id, skipped_content = _write_batch(plan, rows)
+        created, skipped_id, skipped_content = _write_batch(
+            plan, rows, project_was_empty=bool(job.cursor.get("project_was_empty"))
+        )
         new_counts = {
             "created": counts["created"] + created,
             "skipped_existing_id": counts["skipped_existing_id"] + skipped_id,
@@ -537,7 +561,7 @@ def _commit(
             f"{new_counts['created']:,} items created",
         )
         if finish:
-            result = {**new_counts, **(job.result or {})}
+            result = {**(job.result or {}), **new_counts}  # the validation report, then counts
             result.setdefault("total_rows", after)
             job_succeed(job=job, result=result, message=_summary(result))
     counts.update(new_counts)
@@ -565,11 +589,38 @@ def _remove_files(plan: _Plan) -> None:
 # ---- writing one batch ------------------------------------------------------------------------
 
 
-def _write_batch(plan: _Plan, rows: list[ValidRow]) -> tuple[int, int, int]:
+def _write_batch(
+    plan: _Plan, rows: list[ValidRow], *, project_was_empty: bool
+) -> tuple[int, int, int]:
     """Insert the rows that are new; returns (created, skipped_existing_id,
-    skipped_duplicate_content). Call inside the batch's transaction."""
+    skipped_duplicate_content). Call inside the batch's transaction.
+
+    The staged rows are unique by id and by text within the file already, so when the project
+    had no items before this job, PostgreSQL skips the two look-ups: the only possible clash is
+    with this job's own rows (a re-run), which ON CONFLICT absorbs and RETURNING counts."""
     if not rows:
         return 0, 0, 0
+    postgres = connection.vendor == "postgresql"
+    if project_was_empty and postgres:
+        fresh, skipped_id, skipped_content = rows, 0, 0
+    else:
+        fresh, skipped_id, skipped_content = _classify(plan, rows)
+    if not fresh:
+        return 0, skipped_id, skipped_content
+    insert = _insert_items_postgres if postgres else _insert_items_orm
+    item_ids = insert(plan, fresh)
+    # Rows that lost a race with a concurrent writer of the same id were not created.
+    skipped_id += len(fresh) - len(item_ids)
+    labeled = [
+        (item_ids[r.external_id], r.labels) for r in fresh if r.labels and r.external_id in item_ids
+    ]
+    if labeled:
+        _insert_predictions(plan, labeled)
+    return len(item_ids), skipped_id, skipped_content
+
+
+def _classify(plan: _Plan, rows: list[ValidRow]) -> tuple[list[ValidRow], int, int]:
+    """(rows to insert, skipped for an existing id, skipped for existing text), in file order."""
     existing_ids = _existing(plan.project_id, "external_id", [r.external_id for r in rows])
     existing_hashes = _existing(plan.project_id, "content_hash", [r.content_hash for r in rows])
     fresh: list[ValidRow] = []
@@ -586,21 +637,7 @@ def _write_batch(plan: _Plan, rows: list[ValidRow]) -> tuple[int, int, int]:
             existing_ids.add(row.external_id)
             existing_hashes.add(row.content_hash)
             fresh.append(row)
-    if not fresh:
-        return 0, skipped_id, skipped_content
-
-    if connection.vendor == "postgresql":
-        item_ids = _insert_items_postgres(plan, fresh)
-    else:
-        item_ids = _insert_items_orm(plan, fresh)
-    # Rows that lost a race with a concurrent writer of the same id were not created.
-    skipped_id += len(fresh) - len(item_ids)
-    labeled = [
-        (item_ids[r.external_id], r.labels) for r in fresh if r.labels and r.external_id in item_ids
-    ]
-    if labeled:
-        _insert_predictions(plan, labeled)
-    return len(item_ids), skipped_id, skipped_content
+    return fresh, skipped_id, skipped_content
 
 
 def _existing(project_id: int, column: str, values: list[str]) -> set[str]:

@@ -193,7 +193,12 @@ def test_add_members_action_asks_for_users_and_role_then_adds_them(admin_client,
     assert not Membership.objects.filter(user__in=[ann, rev]).exists()
 
     done = _act(
-        admin_client, project, "add_members", ids, apply="1", users=[ann.pk, rev.pk],
+        admin_client,
+        project,
+        "add_members",
+        ids,
+        apply="1",
+        users=[ann.pk, rev.pk],
         role=Membership.Role.REVIEWER,
     )
 
@@ -201,9 +206,7 @@ def test_add_members_action_asks_for_users_and_role_then_adds_them(admin_client,
     roles = set(
         Membership.objects.filter(user__in=[ann, rev]).values_list("project_id", "user_id", "role")
     )
-    assert roles == {
-        (p, u.pk, "reviewer") for p in (project.pk, second.pk) for u in (ann, rev)
-    }
+    assert roles == {(p, u.pk, "reviewer") for p in (project.pk, second.pk) for u in (ann, rev)}
 
 
 def test_add_members_without_users_shows_the_form_again(admin_client, one_of_each):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError
 from labeling.models import Item
+from labeling.services import exports
 from labeling.services.exports import (
     CSV_COLUMNS,
     RECORD_KEYS,
@@ -53,11 +54,16 @@ def labeled(project):
     alice = UserFactory(username="alice")
     done = ItemFactory(project=project, external_id="a-1", metadata={"source": "web", "n": 1})
     suggestion = PredictionFactory(
-        item=done, source_kind="model", source_id="logreg", source_version="3", labels=["pos"],
+        item=done,
+        source_kind="model",
+        source_id="logreg",
+        source_version="3",
+        labels=["pos"],
         confidence=0.9,
     )
-    AnnotationFactory(item=done, annotator=alice, labels=["pos"], time_spent_ms=1500,
-                      suggestion=suggestion)
+    AnnotationFactory(
+        item=done, annotator=alice, labels=["pos"], time_spent_ms=1500, suggestion=suggestion
+    )
     _finish(done, ["pos"], 1.0, {"method": "single_annotator", "annotations": [1]})
     open_item = ItemFactory(project=project, external_id="b-2", text="Ünïcode ✓ text")
     return done, open_item
@@ -86,8 +92,13 @@ def test_jsonl_rows_have_the_same_keys_and_carry_labels_annotations_and_lineage(
         }
     ]
     assert done["predictions"] == [
-        {"source_kind": "model", "source_id": "logreg", "source_version": "3",
-         "labels": ["pos"], "confidence": 0.9}
+        {
+            "source_kind": "model",
+            "source_id": "logreg",
+            "source_version": "3",
+            "labels": ["pos"],
+            "confidence": 0.9,
+        }
     ]
     assert open_row["status"] == "open"
     assert open_row["text"] == "Ünïcode ✓ text"
@@ -101,8 +112,10 @@ def test_jsonl_rows_have_the_same_keys_and_carry_labels_annotations_and_lineage(
     # Every timestamp has the same shape: ISO 8601 with microseconds and an offset.
     parsed = datetime.fromisoformat(done["updated_at"])
     assert parsed.tzinfo is not None
-    assert len(done["created_at"]) == len(open_row["created_at"]) == len(
-        done["annotations"][0]["created_at"]
+    assert (
+        len(done["created_at"])
+        == len(open_row["created_at"])
+        == len(done["annotations"][0]["created_at"])
     )
 
 
@@ -134,9 +147,9 @@ def test_csv_joins_multiple_final_labels_with_a_bar():
     item = ItemFactory(project=project, text='Text with "quotes", commas\nand a newline')
     _finish(item, ["a", "c"], 0.5)
 
-    rows = list(csv.DictReader(io.StringIO(
-        b"".join(export_stream(project=project, fmt="csv")).decode()
-    )))
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(export_stream(project=project, fmt="csv")).decode()))
+    )
 
     assert rows[0]["final_labels"] == "a|c"
     assert rows[0]["text"] == 'Text with "quotes", commas\nand a newline'
@@ -197,8 +210,10 @@ def test_item_ids_restrict_the_export_and_accept_a_queryset(project, labeled):
 def test_filters_combine(project, labeled):
     done, _ = labeled
     assert _jsonl(project=project, finished_only=True, label="neg") == []
-    assert [r["id"] for r in _jsonl(project=project, finished_only=True, label="pos",
-                                     item_ids=[done.pk])] == ["a-1"]
+    assert [
+        r["id"]
+        for r in _jsonl(project=project, finished_only=True, label="pos", item_ids=[done.pk])
+    ] == ["a-1"]
 
 
 def test_unknown_format_is_refused_before_anything_streams(project):
@@ -215,9 +230,10 @@ def test_rows_come_in_id_order_across_chunks(project, settings):
     assert [r["id"] for r in rows] == [i.external_id for i in items]
 
 
-def test_schema_seed_rows_come_first_then_id_order(project, settings):
+@pytest.mark.parametrize("chunk_size", [1, 2, 1000])
+def test_schema_seed_rows_come_first_then_id_order(project, settings, chunk_size):
     # Given early items with nothing sparse, and a later one with every sparse field filled
-    settings.EXPORT_CHUNK_SIZE = 2
+    settings.EXPORT_CHUNK_SIZE = chunk_size
     plain = [ItemFactory(project=project) for _ in range(5)]
     rich = ItemFactory(project=project)
     prediction = PredictionFactory(item=rich, confidence=0.7)
@@ -229,9 +245,7 @@ def test_schema_seed_rows_come_first_then_id_order(project, settings):
 
     # Then the rich item leads (so a reader inferring types from the top sees every field
     # typed), and the rest follow in id order, each exported once
-    assert [r["id"] for r in rows] == [rich.external_id] + [
-        i.external_id for i in [*plain, later]
-    ]
+    assert [r["id"] for r in rows] == [rich.external_id] + [i.external_id for i in [*plain, later]]
 
 
 def test_queries_per_chunk_are_bounded_whatever_the_annotations_per_item(
@@ -268,12 +282,37 @@ def test_export_reads_the_database_lazily_one_chunk_at_a_time(project, settings)
     with CaptureQueriesContext(connection) as the_rest:
         rest = b"".join(stream)
 
-    # The first chunk costs the seed look-ups and two pages (the one written, and the next
-    # one, read ahead so the database works while Python writes); each later chunk one page.
+    # The first chunk costs the seed look-ups, the first item page, and two rounds of three
+    # queries: the database reads ahead (annotations and predictions of the next page, items
+    # of the one after) while Python writes. Every later chunk is one such round.
     assert len(first.splitlines()) == 5
-    assert len(first_chunk) == 7 + 2 * 3
+    assert len(first_chunk) == 7 + 1 + 2 * 3
     assert len(rest.splitlines()) == 45
-    assert len(the_rest) == 3 * 9  # pages 3 to 10, and the empty eleventh
+    assert len(the_rest) == 3 * 8  # details of pages 3 to 10, items of pages 4 to 11 (empty)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="pipeline mode is a PostgreSQL read path"
+)
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_pipelined_reads_give_the_same_bytes_as_plain_reads(
+    project, labeled, settings, monkeypatch, fmt
+):
+    # Given more items than one chunk, some with annotations and predictions
+    settings.EXPORT_CHUNK_SIZE = 3
+    for n in range(8):
+        item = ItemFactory(project=project, metadata={"n": n})
+        if n % 2:
+            AnnotationFactory(item=item, suggestion=PredictionFactory(item=item))
+    # When exporting with pipeline mode, and then with pipeline mode unavailable
+    assert exports._pipeline_supported(connection.connection)
+    pipelined = b"".join(export_stream(project=project, fmt=fmt))
+    monkeypatch.setattr(exports, "_pipeline_supported", lambda _connection: False)
+    plain = b"".join(export_stream(project=project, fmt=fmt))
+
+    # Then the files are identical
+    assert pipelined == plain
+    assert len(pipelined.splitlines()) == 10 + (fmt == "csv")
 
 
 def _write_jsonl(path, **kwargs):
@@ -322,7 +361,10 @@ def test_jsonl_loads_even_when_sparse_fields_first_appear_late(project, tmp_path
     _write_jsonl(path, project=project)
 
     dataset = datasets.load_dataset(
-        "json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"),
+        "json",
+        data_files=str(path),
+        split="train",
+        cache_dir=str(tmp_path / "cache"),
         chunksize=512,
     )
 
@@ -367,8 +409,16 @@ def test_command_writes_a_file(project, labeled, tmp_path):
     target = tmp_path / "out.jsonl"
     err = io.StringIO()
 
-    call_command("export_items", project.name, "--format", "jsonl", "-o", str(target),
-                 "--finished-only", stderr=err)
+    call_command(
+        "export_items",
+        project.name,
+        "--format",
+        "jsonl",
+        "-o",
+        str(target),
+        "--finished-only",
+        stderr=err,
+    )
 
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a-1"]
@@ -379,8 +429,9 @@ def test_command_writes_a_file(project, labeled, tmp_path):
 def test_command_writes_to_stdout_and_takes_a_project_id(project, labeled):
     out = io.StringIO()
 
-    call_command("export_items", str(project.pk), "--format", "csv", "-o", "-",
-                 "--label", "pos", stdout=out)
+    call_command(
+        "export_items", str(project.pk), "--format", "csv", "-o", "-", "--label", "pos", stdout=out
+    )
 
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert [r["id"] for r in rows] == ["a-1"]
@@ -392,8 +443,13 @@ def test_command_filters_by_changed_since(project, labeled):
     out = io.StringIO()
 
     call_command("export_items", project.name, "--changed-since", "2000-01-01", stdout=out)
-    call_command("export_items", project.name, "--changed-since",
-                 (timezone.now() - timedelta(days=1)).isoformat(), stdout=(recent := io.StringIO()))
+    call_command(
+        "export_items",
+        project.name,
+        "--changed-since",
+        (timezone.now() - timedelta(days=1)).isoformat(),
+        stdout=(recent := io.StringIO()),
+    )
 
     assert len(out.getvalue().splitlines()) == 2
     assert [json.loads(line)["id"] for line in recent.getvalue().splitlines()] == ["b-2"]
