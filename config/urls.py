@@ -13,5 +13,13 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("labeling.api.urls")),
+    path("api/", include("models_app.api_urls")),
+    path("api/", include("active_learning.api_urls")),
+    path("api/", include("weak_supervision.api_urls")),
+    path("api/", include("quality.api_urls")),
     path("", include("labeling.urls")),
+    path("", include("models_app.urls")),
+    path("", include("active_learning.urls")),
+    path("", include("weak_supervision.urls")),
+    path("", include("quality.urls")),
 ]

@@ -34,6 +34,16 @@ class Project(TimeStamped):
     lease_seconds = models.PositiveIntegerField(
         default=600, help_text="How long an item stays reserved for the annotator it was given to."
     )
+    overlap_fraction = models.FloatField(
+        default=1.0,
+        help_text="Share of items (chosen at random, fixed per item) that get k annotators; "
+        "the others get one. 1 = every item gets k.",
+    )
+    gold_rate = models.FloatField(
+        default=0.0,
+        help_text="Share of the items served to an annotator that are gold (honeypot) items "
+        "they have not answered yet. 0 = never.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -46,6 +56,14 @@ class Project(TimeStamped):
             ),
             models.CheckConstraint(
                 condition=Q(lease_seconds__gte=1), name="project_lease_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(overlap_fraction__gte=0) & Q(overlap_fraction__lte=1),
+                name="project_overlap_fraction_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1),
+                name="project_gold_rate_range",
             ),
         ]
 
@@ -123,6 +141,17 @@ class Item(TimeStamped):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     # Counter kept by services with F() updates in the same transaction as the annotation.
     annotation_count = models.PositiveIntegerField(default=0)
+    annotations_wanted = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="This item's k; empty = the project's k. Set by the overlap service.",
+    )
+    is_gold = models.BooleanField(
+        default=False, help_text="A gold (honeypot) item: its answer is known."
+    )
+    gold_labels = models.JSONField(
+        null=True, blank=True, help_text="The known answer of a gold item (list of labels)."
+    )
     final_labels = models.JSONField(null=True, blank=True)
     final_confidence = models.FloatField(null=True, blank=True)
     final_lineage = models.JSONField(null=True, blank=True)
@@ -139,6 +168,14 @@ class Item(TimeStamped):
             models.CheckConstraint(
                 condition=Q(status__in=["open", "done"]), name="item_status_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(annotations_wanted__isnull=True) | Q(annotations_wanted__gte=1),
+                name="item_k_at_least_one",
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=False) | Q(gold_labels__isnull=False),
+                name="item_gold_has_labels",
+            ),
         ]
         indexes = [
             # The queue: WHERE project=? AND status='open' ORDER BY priority DESC, id.
@@ -147,6 +184,9 @@ class Item(TimeStamped):
             ),
             models.Index(fields=["project", "content_hash"], name="item_content_hash_idx"),
             models.Index(fields=["project", "updated_at"], name="item_updated_idx"),
+            models.Index(
+                fields=["project", "id"], condition=Q(is_gold=True), name="item_gold_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -303,6 +343,12 @@ class Job(models.Model):
         EMBED = "embed", "Embed"
         TRAIN = "train", "Train"
         SCORE = "score", "Score"
+        RANK = "rank", "Re-rank"
+        LABELING_FUNCTIONS = "lf", "Labeling functions"
+        LABEL_MODEL = "label_model", "Label model"
+        LLM = "llm", "LLM pre-labels"
+        AGGREGATE = "aggregate", "Aggregate"
+        SIMULATE = "simulate", "Simulate"
         OTHER = "other", "Other"
 
     class Status(models.TextChoices):

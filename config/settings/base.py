@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "labeling",
     "models_app",
     "active_learning",
+    "weak_supervision",
+    "quality",
 ]
 
 MIDDLEWARE = [
