@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError, ConflictError
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
+from labeling.services.hooks import after_annotations_changed, after_final_labels_changed
 from labeling.services.queue import assignment_upsert, item_free_slots, user_has_live_lease
 
 Status = Assignment.Status
@@ -41,6 +42,7 @@ def _single_final(*, project: Project, item_id: int) -> None:
     with several annotators per item get final labels from aggregation instead."""
     if project.annotations_per_item != 1:
         return
+    after_final_labels_changed(project=project, item_ids=[item_id])
     annotation = Annotation.objects.filter(item_id=item_id).order_by("created_at").first()
     if annotation is None:
         Item.objects.filter(pk=item_id).update(
@@ -128,9 +130,13 @@ def annotation_submit(
             default=F("status"),
         ),
     }
-    if k == 1 and item.annotation_count == 0:
+    final_changed = k == 1 and item.annotation_count == 0
+    if final_changed:
         updates.update(_single_final_fields(annotation))
     Item.objects.filter(pk=item.pk).update(**updates)
+    after_annotations_changed(project=project, item_ids=[item.pk])
+    if final_changed:
+        after_final_labels_changed(project=project, item_ids=[item.pk])
     return annotation
 
 
@@ -171,6 +177,7 @@ def annotation_update(
         time_spent_ms=max(0, int(time_spent_ms)),
     )
     Item.objects.filter(pk=annotation.item_id).update(updated_at=now)
+    after_annotations_changed(project=project, item_ids=[annotation.item_id])
     _single_final(project=project, item_id=annotation.item_id)
     return annotation
 
@@ -195,6 +202,7 @@ def annotation_retract(*, annotation: Annotation, user: AbstractBaseUser) -> Ass
     Item.objects.filter(pk=item.pk).update(
         annotation_count=F("annotation_count") - 1, status=Item.Status.OPEN, updated_at=now
     )
+    after_annotations_changed(project=project, item_ids=[item.pk])
     _single_final(project=project, item_id=item.pk)
     assignment = assignment_upsert(
         project=project,

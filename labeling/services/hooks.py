@@ -1,0 +1,31 @@
+"""Explicit extension points of the labeling core, called by its services after a change.
+
+The core calls these two functions; each downstream app adds its one line here (no signals, so
+a reader sees every consequence of a label in one place). They run inside the caller's
+transaction: anything slow must be enqueued with ``transaction.on_commit`` (or
+``task.delay_on_commit``), never done inline, so a request never waits for it.
+
+Contract of the final label (written by the core for k == 1, by aggregation for k > 1, by
+adjudication, or by the pre-label cascade):
+- ``Item.final_labels``: list of label values, or null while the item has no settled label
+  (e.g. awaiting annotations or adjudication).
+- ``Item.final_confidence``: float in [0, 1].
+- ``Item.final_lineage``: dict with at least ``method`` (e.g. ``single_annotator``,
+  ``majority_vote``, ``dawid_skene``, ``adjudication``, ``gold``, ``auto_accept``) and
+  ``version``; ``machine: true`` when no human produced it (auto-accepted pre-labels), which
+  keeps it out of every held-out evaluation set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from labeling.models import Project
+
+
+def after_annotations_changed(*, project: Project, item_ids: Sequence[int]) -> None:
+    """Human annotations of these items were created, edited or retracted."""
+
+
+def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> None:
+    """The final labels of these items changed (set, replaced or cleared)."""
