@@ -34,7 +34,7 @@ from labeling.models import (
     Project,
 )
 from labeling.services.exports import export_content_type, export_filename, export_stream
-from labeling.services.items import item_reopen
+from labeling.services.items import item_reopen, project_overlap_apply
 from labeling.services.projects import membership_set
 
 
@@ -134,6 +134,14 @@ class ProjectAdmin(admin.ModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+        if change and {"annotations_per_item", "overlap_fraction"} & set(form.changed_data):
+            result = project_overlap_apply(project=obj)
+            self.message_user(
+                request,
+                f"Overlap applied: {result.with_k:,} items want {obj.annotations_per_item} "
+                f"annotations, {result.with_one:,} want one; {result.reopened:,} re-opened, "
+                f"{result.closed:,} closed.",
+            )
 
     @admin.action(description="Add members to selected projects", permissions=["change"])
     def add_members(self, request, queryset):
@@ -223,11 +231,13 @@ class ItemAdmin(admin.ModelAdmin):
         "short_text",
         "status",
         "annotation_count",
+        "annotations_wanted",
+        "is_gold",
         "priority",
         "updated_at",
     )
     list_select_related = ("project",)
-    list_filter = ("project", "status")
+    list_filter = ("project", "status", "is_gold")
     search_fields = ("external_id", "text")
     # Counting a million items for "N total" on every page is not worth a second query.
     show_full_result_count = False
@@ -241,6 +251,9 @@ class ItemAdmin(admin.ModelAdmin):
         "priority",
         "status",
         "annotation_count",
+        "annotations_wanted",
+        "is_gold",
+        "gold_labels",
         "final_labels",
         "final_confidence",
         "final_lineage",

@@ -13,7 +13,12 @@ from django.utils import timezone
 from labeling.errors import ApplicationError, ConflictError
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
 from labeling.services.hooks import after_annotations_changed, after_final_labels_changed
-from labeling.services.queue import assignment_upsert, item_free_slots, user_has_live_lease
+from labeling.services.queue import (
+    assignment_upsert,
+    item_free_slots,
+    item_k,
+    user_has_live_lease,
+)
 
 Status = Assignment.Status
 
@@ -38,9 +43,11 @@ def _clean_labels(*, project: Project, labels: Sequence[str]) -> list[str]:
 
 
 def _single_final(*, project: Project, item_id: int) -> None:
-    """With k == 1 the one annotation is the final label (lineage: the annotation). Projects
-    with several annotators per item get final labels from aggregation instead."""
-    if project.annotations_per_item != 1:
+    """With k == 1 the one annotation is the final label (lineage: the annotation). Items
+    with several annotators get final labels from aggregation instead; gold items keep their
+    known answer."""
+    item = Item.objects.only("annotations_wanted", "is_gold").get(pk=item_id)
+    if item.is_gold or item_k(item=item, project=project) != 1:
         return
     after_final_labels_changed(project=project, item_ids=[item_id])
     annotation = Annotation.objects.filter(item_id=item_id).order_by("created_at").first()
@@ -80,7 +87,7 @@ def annotation_submit(
             annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
         )
     now = timezone.now()
-    k = project.annotations_per_item
+    k = item_k(item=item, project=project)
     if not user_has_live_lease(user_id=user.pk, item_id=item.pk, now=now) and (
         item_free_slots(item_id=item.pk, k=k, user_id=user.pk, now=now) <= 0
     ):
@@ -121,16 +128,15 @@ def annotation_submit(
         leased_at=now,
         expires_at=now,
     )
-    # One UPDATE: count, close at k, and (k == 1) the final label with its lineage.
-    updates = {
-        "annotation_count": F("annotation_count") + 1,
-        "updated_at": now,
-        "status": Case(
+    # One UPDATE: count, close at k (gold items stay open for every annotator), and (k == 1)
+    # the final label with its lineage.
+    updates = {"annotation_count": F("annotation_count") + 1, "updated_at": now}
+    if not item.is_gold:
+        updates["status"] = Case(
             When(annotation_count__gte=k - 1, then=Value(Item.Status.DONE)),
             default=F("status"),
-        ),
-    }
-    final_changed = k == 1 and item.annotation_count == 0
+        )
+    final_changed = k == 1 and item.annotation_count == 0 and not item.is_gold
     if final_changed:
         updates.update(_single_final_fields(annotation))
     Item.objects.filter(pk=item.pk).update(**updates)

@@ -29,3 +29,7 @@ def after_annotations_changed(*, project: Project, item_ids: Sequence[int]) -> N
 
 def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> None:
     """The final labels of these items changed (set, replaced or cleared)."""
+
+
+def after_items_imported(*, project: Project, job_id: int) -> None:
+    """An import job finished and committed its items (called in its last transaction)."""

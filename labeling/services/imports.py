@@ -81,6 +81,8 @@ from labeling.importing import (
     guess_format,
 )
 from labeling.models import Item, Job, Prediction, Project
+from labeling.services.hooks import after_items_imported
+from labeling.services.items import project_overlap_apply
 from labeling.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
 
 logger = logging.getLogger(__name__)
@@ -564,6 +566,10 @@ def _commit(
             result = {**(job.result or {}), **new_counts}  # the validation report, then counts
             result.setdefault("total_rows", after)
             job_succeed(job=job, result=result, message=_summary(result))
+            project = Project.objects.get(pk=plan.project_id)
+            if project.overlap_fraction < 1 and project.annotations_per_item > 1:
+                project_overlap_apply(project=project)
+            after_items_imported(project=project, job_id=job.pk)
     counts.update(new_counts)
     return job
 

@@ -1,7 +1,11 @@
 """The annotator queue: hand out the highest-priority item that still needs annotations.
 
 Correctness rules
-- An item holds at most k slots: submitted annotations plus unexpired leases.
+- An item holds at most k slots: submitted annotations plus unexpired leases. k is the item's
+  own ``annotations_wanted`` when set (overlap: a share of items gets k, the rest 1), else the
+  project's ``annotations_per_item``.
+- Gold (honeypot) items are not part of the ranked queue and have no k: with probability
+  ``project.gold_rate`` a request is served a gold item the user has not answered yet.
 - A user never gets an item they already annotated or skipped.
 - An expired lease frees its slot; nothing has to clean it up.
 
@@ -17,6 +21,7 @@ Concurrency
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -57,20 +62,21 @@ def _candidates_sql(*, k: int) -> str:
     with LIMIT over a correlated count in one statement on both backends."""
     item = Item._meta.db_table
     asg = Assignment._meta.db_table
-    # k == 1 (the common case): a free item is simply one nobody else holds a live lease on.
+    wanted = "COALESCE(i.annotations_wanted, %(k)s)"
+    # k == 1 everywhere (the common case): a free item is one nobody else holds a live lease
+    # on. Items whose own k is larger fall back to counting live leases.
+    others_live = f"""FROM {asg} o WHERE o.item_id = i.id AND o.status = 'leased'
+                 AND o.expires_at > %(now)s AND o.user_id <> %(user)s"""
     if k == 1:
-        slot_clause = f"""NOT EXISTS (
-              SELECT 1 FROM {asg} o WHERE o.item_id = i.id AND o.status = 'leased'
-                 AND o.expires_at > %(now)s AND o.user_id <> %(user)s)"""
+        slot_clause = f"""(CASE WHEN {wanted} = 1 THEN NOT EXISTS (SELECT 1 {others_live})
+              ELSE i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted} END)"""
     else:
-        slot_clause = f"""i.annotation_count + (
-              SELECT COUNT(*) FROM {asg} o WHERE o.item_id = i.id AND o.status = 'leased'
-                 AND o.expires_at > %(now)s AND o.user_id <> %(user)s) < %(k)s"""
+        slot_clause = f"i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted}"
     lock = " FOR UPDATE OF i SKIP LOCKED" if _supports_skip_locked() else ""
     return f"""
         SELECT i.id FROM {item} i
          WHERE i.project_id = %(project)s AND i.status = 'open'
-           AND i.annotation_count < %(k)s
+           AND i.annotation_count < {wanted} AND NOT i.is_gold
            AND NOT EXISTS (
               SELECT 1 FROM {asg} mine WHERE mine.item_id = i.id AND mine.user_id = %(user)s
                  AND mine.status IN ('submitted', 'skipped'))
@@ -80,12 +86,23 @@ def _candidates_sql(*, k: int) -> str:
          LIMIT %(limit)s{lock}"""
 
 
+def item_k(*, item: Item, project: Project) -> int:
+    """How many annotations this item wants."""
+    return item.annotations_wanted or project.annotations_per_item
+
+
 def item_free_slots(*, item_id: int, k: int, user_id: int, now) -> int:
-    """Slots left on an item for `user_id`: k minus submitted minus live leases of others.
+    """Slots left on an item for `user_id`: its k (the item's own, else `k`) minus submitted
+    minus live leases of others; gold items always have one.
     Call while holding the item's row lock (PostgreSQL) or inside an IMMEDIATE transaction."""
-    annotation_count, status = (
-        Item.objects.filter(pk=item_id).values_list("annotation_count", "status").get()
+    annotation_count, status, wanted, is_gold = (
+        Item.objects.filter(pk=item_id)
+        .values_list("annotation_count", "status", "annotations_wanted", "is_gold")
+        .get()
     )
+    if is_gold:
+        return 1
+    k = wanted or k
     if status != Item.Status.OPEN:
         return 0
     others = (
@@ -145,6 +162,17 @@ def queue_next_item(
     """
     exclude = [int(pk) for pk in exclude_item_ids]
     k = project.annotations_per_item
+    if project.gold_rate > 0 and random.random() < project.gold_rate:
+        with transaction.atomic():
+            now = timezone.now()
+            held = _active_lease(project=project, user=user, exclude=exclude, now=now)
+            if held is not None:
+                held.expires_at = now + timedelta(seconds=project.lease_seconds)
+                held.save(update_fields=["expires_at", "updated_at"])
+                return held
+            gold_id = _gold_candidate(project=project, user=user, exclude=exclude)
+            if gold_id is not None:
+                return _lease(project=project, user=user, item_id=gold_id, now=now)
     for _ in range(_MAX_ROUNDS):
         with transaction.atomic():
             now = timezone.now()
@@ -177,6 +205,25 @@ def queue_next_item(
                     return _lease(project=project, user=user, item_id=item_id, now=now)
         # Every candidate filled up while we waited; read again.
     return None
+
+
+def _gold_candidate(*, project: Project, user: AbstractBaseUser, exclude: Sequence[int]):
+    """A gold item this user has not answered or skipped, picked at random: gold items have no
+    k (every annotator should meet them), so no row lock is needed."""
+    answered = Assignment.objects.filter(
+        project=project,
+        user=user,
+        item__is_gold=True,
+        status__in=[Status.SUBMITTED, Status.SKIPPED],
+    ).values("item_id")
+    return (
+        Item.objects.filter(project=project, is_gold=True)
+        .exclude(pk__in=answered)
+        .exclude(pk__in=exclude)
+        .order_by("?")
+        .values_list("pk", flat=True)
+        .first()
+    )
 
 
 @transaction.atomic

@@ -13,6 +13,7 @@ from django.db import connection, connections
 
 from labeling.models import Annotation, Item
 from labeling.services.annotations import annotation_submit
+from labeling.services.items import project_overlap_apply
 from labeling.services.queue import queue_next_item
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, UserFactory
 
@@ -27,11 +28,17 @@ def _needs_postgres():
         pytest.skip("concurrency test needs PostgreSQL: set DATABASE_URL=postgres://...")
 
 
-@pytest.mark.parametrize(("k", "n_items"), [(1, 120), (3, 40)])
-def test_concurrent_annotators_never_exceed_k_and_lose_nothing(k, n_items):
-    # Given a project with k annotators per item and more annotators than items can hold
-    project = ProjectFactory(annotations_per_item=k, lease_seconds=3600)
+@pytest.mark.parametrize(("k", "n_items", "overlap"), [(1, 120, 1.0), (3, 40, 1.0), (3, 80, 0.4)])
+def test_concurrent_annotators_never_exceed_k_and_lose_nothing(k, n_items, overlap):
+    # Given a project with k annotators per item (on a share `overlap` of the items, the rest
+    # one) and more annotators than items can hold
+    project = ProjectFactory(annotations_per_item=k, lease_seconds=3600, overlap_fraction=overlap)
     ItemFactory.create_batch(n_items, project=project)
+    project_overlap_apply(project=project)
+    wanted = {
+        pk: w or k
+        for pk, w in Item.objects.filter(project=project).values_list("pk", "annotations_wanted")
+    }
     users = [UserFactory(username=f"c{i}") for i in range(WORKERS)]
     for user in users:
         MembershipFactory(project=project, user=user)
@@ -79,12 +86,12 @@ def test_concurrent_annotators_never_exceed_k_and_lose_nothing(k, n_items):
 
     # Then no item went to more than k people, nothing was lost, and every item is finished
     assert errors == []
-    assert max(len(holders) for holders in handed.values()) <= k
+    assert all(len(holders) <= wanted[pk] for pk, holders in handed.items())
     stored = set(Annotation.objects.filter(project=project).values_list("item_id", "annotator_id"))
     assert stored == set(submitted)
-    assert len(submitted) == n_items * k
+    assert len(submitted) == sum(wanted.values())
     assert not Item.objects.filter(project=project, status=Item.Status.OPEN).exists()
     assert all(
-        count == k
-        for count in Item.objects.filter(project=project).values_list("annotation_count", flat=True)
+        count == wanted[pk]
+        for pk, count in Item.objects.filter(project=project).values_list("pk", "annotation_count")
     )
