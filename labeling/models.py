@@ -147,7 +147,7 @@ class Item(TimeStamped):
         help_text="This item's k; empty = the project's k. Set by the overlap service.",
     )
     is_gold = models.BooleanField(
-        default=False, help_text="A gold (honeypot) item: its answer is known."
+        default=False, db_default=False, help_text="A gold (honeypot) item: its answer is known."
     )
     gold_labels = models.JSONField(
         null=True, blank=True, help_text="The known answer of a gold item (list of labels)."

@@ -710,9 +710,10 @@ def _insert_items_postgres(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:
         cursor.execute(
             f'INSERT INTO "{table}" (created_at, updated_at, project_id, external_id, text, '
             "metadata, content_hash, priority, status, annotation_count, final_labels, "
-            "final_confidence, final_lineage, import_job_id) "
+            "final_confidence, final_lineage, import_job_id, is_gold) "
             "SELECT %s, %s, %s, t.external_id, t.text, t.metadata, t.content_hash, 0, t.status, "
-            f"0, t.final_labels, NULL, t.final_lineage, %s FROM {_PG_TEMP_TABLE} t ORDER BY t.ord "
+            f"0, t.final_labels, NULL, t.final_lineage, %s, false FROM {_PG_TEMP_TABLE} t "
+            "ORDER BY t.ord "
             "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id",
             [now, now, plan.project_id, plan.job_id],
         )
