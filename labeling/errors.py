@@ -25,3 +25,9 @@ class NotPermitted(ApplicationError):
     """The user lacks the project role this operation needs."""
 
     status_code = 403
+
+
+class NotFoundError(ApplicationError):
+    """The object does not exist, or the caller may not know that it does (same message)."""
+
+    status_code = 404

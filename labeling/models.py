@@ -184,9 +184,7 @@ class Item(TimeStamped):
             ),
             models.Index(fields=["project", "content_hash"], name="item_content_hash_idx"),
             models.Index(fields=["project", "updated_at"], name="item_updated_idx"),
-            models.Index(
-                fields=["project", "id"], condition=Q(is_gold=True), name="item_gold_idx"
-            ),
+            models.Index(fields=["project", "id"], condition=Q(is_gold=True), name="item_gold_idx"),
         ]
 
     def __str__(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from labeling.errors import NotPermitted
 from labeling.models import Annotation, Item, Membership, Project
@@ -21,9 +21,20 @@ def membership_role(*, project: Project, user: AbstractBaseUser) -> str | None:
         return None
     if user.is_staff or user.is_superuser:
         return Role.MANAGER
+    if hasattr(project, "member_role"):  # read with the project by `project_with_role`
+        return project.member_role
     return (
         Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
     )
+
+
+def project_with_role(*, project_id: int, user: AbstractBaseUser) -> Project | None:
+    """The project with the user's membership role read in the same query (None if there is
+    no such project); `membership_role` then needs no query of its own."""
+    if not user.is_authenticated:
+        return None
+    role = Membership.objects.filter(project=OuterRef("pk"), user_id=user.pk).values("role")[:1]
+    return Project.objects.filter(pk=project_id).annotate(member_role=Subquery(role)).first()
 
 
 def project_require_role(*, project: Project, user: AbstractBaseUser, role: str) -> str:

@@ -13,7 +13,7 @@ from rest_framework.exceptions import NotFound
 
 from labeling.errors import NotPermitted
 from labeling.models import Annotation, Assignment, Item, Job, Membership, Project
-from labeling.selectors import membership_role, project_require_role
+from labeling.selectors import membership_role, project_require_role, project_with_role
 
 Role = Membership.Role
 
@@ -31,8 +31,9 @@ def _require(*, project: Project, user: AbstractBaseUser, role: str) -> str:
 
 
 def project_for_role(*, project_id: int, user: AbstractBaseUser, role: str) -> tuple[Project, str]:
-    """The project and the user's role in it, if the user has at least `role`."""
-    project = Project.objects.filter(pk=project_id).first()
+    """The project and the user's role in it, if the user has at least `role`. One query: the
+    annotation loop calls this on every request."""
+    project = project_with_role(project_id=project_id, user=user)
     if project is None:
         raise NotFound(NOT_FOUND)
     return project, _require(project=project, user=user, role=role)

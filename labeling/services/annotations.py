@@ -10,14 +10,13 @@ from django.db import transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from labeling.errors import ApplicationError, ConflictError
+from labeling.errors import ApplicationError, ConflictError, NotFoundError
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
 from labeling.services.hooks import after_annotations_changed, after_final_labels_changed
 from labeling.services.queue import (
     assignment_upsert,
     item_free_slots,
     item_k,
-    user_has_live_lease,
 )
 
 Status = Assignment.Status
@@ -80,17 +79,23 @@ def annotation_submit(
     # IMMEDIATE transaction already serialises writers).
     item = Item.objects.select_for_update().filter(pk=item_id, project=project).first()
     if item is None:
-        raise ApplicationError("No such item in this project.", {"item": item_id})
-    existing = Annotation.objects.filter(item=item, annotator=user).first()
-    if existing is not None:
-        return annotation_update(
-            annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
-        )
+        raise NotFoundError("No such item in this project.", {"item": item_id})
     now = timezone.now()
+    # The user's assignment tells both whether they answered already and whether their lease
+    # is live: one read on the common path.
+    mine = (
+        Assignment.objects.filter(item=item, user=user).values_list("status", "expires_at").first()
+    )
+    # No assignment at all: annotations imported from a file have none, so look too.
+    if mine is None or mine[0] == Status.SUBMITTED:
+        existing = Annotation.objects.filter(item=item, annotator=user).first()
+        if existing is not None:
+            return annotation_update(
+                annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
+            )
+    live_lease = mine is not None and mine[0] == Status.LEASED and mine[1] > now
     k = item_k(item=item, project=project)
-    if not user_has_live_lease(user_id=user.pk, item_id=item.pk, now=now) and (
-        item_free_slots(item_id=item.pk, k=k, user_id=user.pk, now=now) <= 0
-    ):
+    if not live_lease and (item_free_slots(item_id=item.pk, k=k, user_id=user.pk, now=now) <= 0):
         raise ConflictError(
             "Your reservation on this item expired and other annotators have since completed it.",
             {"item": item.pk},

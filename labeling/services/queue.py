@@ -27,6 +27,8 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
@@ -91,26 +93,33 @@ def item_k(*, item: Item, project: Project) -> int:
     return item.annotations_wanted or project.annotations_per_item
 
 
-def item_free_slots(*, item_id: int, k: int, user_id: int, now) -> int:
-    """Slots left on an item for `user_id`: its k (the item's own, else `k`) minus submitted
-    minus live leases of others; gold items always have one.
+def _item_with_free_slots(*, item_id: int, k: int, user_id: int, now) -> tuple[Item, int]:
+    """The item and the slots left on it for `user_id`, in one statement: its k (the item's own,
+    else `k`) minus submitted minus live leases of others; gold items always have one.
     Call while holding the item's row lock (PostgreSQL) or inside an IMMEDIATE transaction."""
-    annotation_count, status, wanted, is_gold = (
+    live_others = (
+        Assignment.objects.filter(item_id=OuterRef("pk"), status=Status.LEASED, expires_at__gt=now)
+        .exclude(user_id=user_id)
+        .order_by()
+        .values("item_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    item = (
         Item.objects.filter(pk=item_id)
-        .values_list("annotation_count", "status", "annotations_wanted", "is_gold")
+        .annotate(others_live=Coalesce(Subquery(live_others), Value(0)))
         .get()
     )
-    if is_gold:
-        return 1
-    k = wanted or k
-    if status != Item.Status.OPEN:
-        return 0
-    others = (
-        Assignment.objects.filter(item_id=item_id, status=Status.LEASED, expires_at__gt=now)
-        .exclude(user_id=user_id)
-        .count()
-    )
-    return k - annotation_count - others
+    if item.is_gold:
+        return item, 1
+    if item.status != Item.Status.OPEN:
+        return item, 0
+    return item, (item.annotations_wanted or k) - item.annotation_count - item.others_live
+
+
+def item_free_slots(*, item_id: int, k: int, user_id: int, now) -> int:
+    """Slots left on an item for `user_id` (see `_item_with_free_slots`)."""
+    return _item_with_free_slots(item_id=item_id, k=k, user_id=user_id, now=now)[1]
 
 
 def assignment_upsert(
@@ -136,7 +145,9 @@ def assignment_upsert(
     return assignment
 
 
-def _lease(*, project: Project, user: AbstractBaseUser, item_id: int, now) -> Assignment:
+def _lease(
+    *, project: Project, user: AbstractBaseUser, item_id: int, now, item: Item | None = None
+) -> Assignment:
     assignment = assignment_upsert(
         project=project,
         user_id=user.pk,
@@ -147,7 +158,7 @@ def _lease(*, project: Project, user: AbstractBaseUser, item_id: int, now) -> As
     )
     if assignment.pk is None:  # backends that cannot return ids from an upsert
         assignment = Assignment.objects.get(item_id=item_id, user=user)
-    assignment.item = Item.objects.get(pk=item_id)
+    assignment.item = item if item is not None else Item.objects.get(pk=item_id)
     return assignment
 
 
@@ -201,8 +212,9 @@ def queue_next_item(
                 return None
             for item_id in candidates:
                 # Fresh statement under the row lock: sees leases committed before we got it.
-                if item_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now) > 0:
-                    return _lease(project=project, user=user, item_id=item_id, now=now)
+                item, free = _item_with_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now)
+                if free > 0:
+                    return _lease(project=project, user=user, item_id=item_id, now=now, item=item)
         # Every candidate filled up while we waited; read again.
     return None
 

@@ -127,11 +127,11 @@ class ItemSubmitApi(ApiView):
     )
     def post(self, request, pid: int, iid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
-        item = item_in_project(project=project, item_id=iid)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # The service locks the item and answers 404 if it is not in this project.
         annotation = annotation_submit(
-            project=project, user=request.user, item_id=item.pk, **data.validated_data
+            project=project, user=request.user, item_id=iid, **data.validated_data
         )
         return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
