@@ -61,12 +61,19 @@ def main() -> None:
     size_mib = path.stat().st_size / 2**20
     print(f"  input: {path} ({size_mib:,.0f} MiB, {time.perf_counter() - t0:.1f} s)")
 
+    from django.db import connection
+
     from labeling.models import Item, Job, Project
     from labeling.services.imports import import_job_create, import_run
     from labeling.services.projects import project_create
 
     name = f"bench-import-{args.format}"
-    Project.objects.filter(name=name).delete()
+    old = list(Project.objects.filter(name=name).values_list("pk", flat=True))
+    if old:  # set-based: the ORM's cascade would load a million items to delete them
+        with connection.cursor() as cursor:
+            for table in ("labeling_prediction", "labeling_assignment", "labeling_item"):
+                cursor.execute(f"DELETE FROM {table} WHERE project_id = ANY(%s)", [old])
+        Project.objects.filter(pk__in=old).delete()
     project = project_create(name=name, labels=LABELS)
     job = import_job_create(
         project=project,

@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -613,16 +613,21 @@ def _write_batch(
         fresh, skipped_id, skipped_content = _classify(plan, rows)
     if not fresh:
         return 0, skipped_id, skipped_content
-    insert = _insert_items_postgres if postgres else _insert_items_orm
-    item_ids = insert(plan, fresh)
+    created, item_ids = None, {}
+    if project_was_empty and postgres:
+        created, item_ids = _copy_items_postgres(plan, fresh)
+    if created is None:
+        insert = _insert_items_postgres if postgres else _insert_items_orm
+        item_ids = insert(plan, fresh)
+        created = len(item_ids)
     # Rows that lost a race with a concurrent writer of the same id were not created.
-    skipped_id += len(fresh) - len(item_ids)
+    skipped_id += len(fresh) - created
     labeled = [
         (item_ids[r.external_id], r.labels) for r in fresh if r.labels and r.external_id in item_ids
     ]
     if labeled:
         _insert_predictions(plan, labeled)
-    return len(item_ids), skipped_id, skipped_content
+    return created, skipped_id, skipped_content
 
 
 def _classify(plan: _Plan, rows: list[ValidRow]) -> tuple[list[ValidRow], int, int]:
@@ -675,6 +680,58 @@ def _final_fields(plan: _Plan, labels: list[str]) -> tuple[str, list[str] | None
 
 
 _PG_TEMP_TABLE = "flywheel_import_rows"
+
+_ITEM_COPY_COLUMNS = (
+    "created_at, updated_at, project_id, external_id, text, metadata, content_hash, priority, "
+    "status, annotation_count, final_labels, final_lineage, import_job_id, is_gold"
+)
+
+
+def _copy_items_postgres(plan: _Plan, rows: list[ValidRow]) -> tuple[int | None, dict[str, int]]:
+    """The fast path into a project that was empty when the job started: COPY straight into the
+    item table inside a savepoint. Returns (created, {external_id: id} of the labeled rows), or
+    (None, {}) if any row clashed with an existing item (a concurrent writer of the same ids),
+    after which the caller takes the ON CONFLICT path for this batch."""
+    table = Item._meta.db_table
+    dumps = json.dumps
+    now = timezone.now()
+    # COPY is psycopg's own call, outside Django's error wrapping: catch both forms.
+    clash = (IntegrityError, connection.Database.IntegrityError)
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            with cursor.copy(f'COPY "{table}" ({_ITEM_COPY_COLUMNS}) FROM STDIN') as copy:
+                for row in rows:
+                    status, final_labels, lineage = _final_fields(plan, row.labels)
+                    copy.write_row(
+                        (
+                            now,
+                            now,
+                            plan.project_id,
+                            row.external_id,
+                            row.text,
+                            dumps(row.metadata, ensure_ascii=False),
+                            row.content_hash,
+                            0.0,
+                            status,
+                            0,
+                            None if final_labels is None else dumps(final_labels),
+                            None if lineage is None else dumps(lineage),
+                            plan.job_id,
+                            False,
+                        )
+                    )
+            labeled = [r.external_id for r in rows if r.labels]
+            ids: dict[str, int] = {}
+            if labeled:
+                cursor.execute(
+                    f'SELECT external_id, id FROM "{table}" WHERE project_id = %s '
+                    "AND external_id = ANY(%s)",
+                    [plan.project_id, labeled],
+                )
+                ids = dict(cursor.fetchall())
+    except clash:
+        return None, {}
+    return len(rows), ids
 
 
 def _insert_items_postgres(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:

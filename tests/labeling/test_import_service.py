@@ -651,3 +651,32 @@ def test_import_items_command_fails_with_a_non_zero_exit(project, tmp_path, caps
 def test_import_items_command_unknown_project():
     with pytest.raises(CommandError, match="No project named"):
         call_command("import_items", "nope", "/tmp/x.csv")
+
+
+def test_fast_path_falls_back_when_another_writer_took_an_id_meanwhile(project, tmp_path):
+    # Given a job validated while the project was empty (so it may COPY straight in)
+    path = write(tmp_path, "a.jsonl", jsonl(*({"id": f"r{n}", "text": f"T {n}"} for n in range(7))))
+    job = import_job_create(project=project, path=path, enqueue=False)
+    original = imports._write_batch
+    calls = []
+
+    def write_batch_with_a_rival(plan, rows, *, project_was_empty):
+        # When, before the second batch, another writer creates one of its ids
+        if len(calls) == 1:
+            ItemFactory(project=project, external_id="r4", text="rival")
+        calls.append(project_was_empty)
+        return original(plan, rows, project_was_empty=project_was_empty)
+
+    imports._write_batch = write_batch_with_a_rival
+    try:
+        job = import_run(job_id=job.pk)
+    finally:
+        imports._write_batch = original
+
+    # Then the batch took the ON CONFLICT path: every other row is in, the rival is untouched
+    assert job.status == Job.Status.SUCCEEDED
+    assert all(calls)
+    assert items(project)["r4"] == "rival"
+    assert sorted(items(project)) == sorted(f"r{n}" for n in range(7))
+    assert job.result["created"] == 6
+    assert job.result["skipped_existing_id"] == 1
