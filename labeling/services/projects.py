@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 
 from labeling.errors import ApplicationError
 from labeling.models import Label, Membership, Project
+from labeling.services.items import project_overlap_apply
 
 DEFAULT_COLORS = [
     "#4c78a8",
@@ -99,3 +100,41 @@ def membership_set(
         Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
         count += 1
     return count
+
+
+_SETTINGS_FIELDS = (
+    "guidelines",
+    "description",
+    "annotations_per_item",
+    "overlap_fraction",
+    "gold_rate",
+    "lease_seconds",
+)
+
+
+@transaction.atomic
+def project_settings_update(*, project: Project, **changes: Any) -> Project:
+    """Change a project's queue settings. A change of k or of the overlap share re-applies the
+    overlap at once (items re-open or close); nothing else is touched."""
+    unknown = set(changes) - set(_SETTINGS_FIELDS)
+    if unknown:
+        raise ApplicationError(
+            f"Unknown setting(s): {', '.join(sorted(unknown))}.", {"field": sorted(unknown)[0]}
+        )
+    checks = {
+        "annotations_per_item": lambda v: int(v) >= 1,
+        "overlap_fraction": lambda v: 0 <= float(v) <= 1,
+        "gold_rate": lambda v: 0 <= float(v) <= 1,
+        "lease_seconds": lambda v: int(v) >= 1,
+    }
+    for field, value in changes.items():
+        if field in checks and not checks[field](value):
+            raise ApplicationError(f"{field} is out of range: {value!r}.", {"field": field})
+    changed = [f for f, v in changes.items() if getattr(project, f) != v]
+    for field in changed:
+        setattr(project, field, changes[field])
+    if changed:
+        project.save(update_fields=[*changed, "updated_at"])
+    if {"annotations_per_item", "overlap_fraction"} & set(changed):
+        project_overlap_apply(project=project)
+    return project

@@ -112,3 +112,30 @@ def test_gold_items_never_appear_when_the_rate_is_zero():
 
     assert len(served) == 3
     assert not Item.objects.filter(pk__in=served, is_gold=True).exists()
+
+
+def test_manager_changes_k_over_the_api_and_items_reopen(db):
+    from rest_framework.test import APIClient
+
+    from labeling.models import Membership
+
+    project = ProjectFactory(labels=["pos", "neg"], annotations_per_item=1)
+    ItemFactory.create_batch(4, project=project)
+    (user,) = _members(project, 1)
+    _label_all(project, user)
+    boss = UserFactory(username="boss-k")
+    MembershipFactory(project=project, user=boss, role=Membership.Role.MANAGER)
+    api = APIClient()
+
+    api.force_authenticate(user)
+    assert api.patch(f"/api/projects/{project.pk}/", {"k": 2}, format="json").status_code == 403
+    api.force_authenticate(boss)
+    response = api.patch(
+        f"/api/projects/{project.pk}/", {"k": 2, "overlap_fraction": 1.0}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["k"] == 2
+    assert Item.objects.filter(project=project, status="open").count() == 4
+    bad = api.patch(f"/api/projects/{project.pk}/", {"gold_rate": 2}, format="json")
+    assert bad.status_code == 400
+    assert "gold_rate" in bad.json()

@@ -11,6 +11,7 @@ from labeling.api.selectors import project_list_with_progress
 from labeling.api.views.base import ApiView
 from labeling.models import Membership, Project
 from labeling.selectors import project_progress
+from labeling.services.projects import project_settings_update
 from labeling.templatetags.flywheel import markdown_to_safe_html
 
 Role = Membership.Role
@@ -73,6 +74,10 @@ class ProjectDetailApi(ApiView):
             help_text="The guidelines rendered and sanitised, safe to insert as HTML."
         )
         lease_seconds = serializers.IntegerField()
+        overlap_fraction = serializers.FloatField(
+            help_text="Share of items that get k annotators; the others get one."
+        )
+        gold_rate = serializers.FloatField(help_text="Share of served items that are gold.")
         created_at = serializers.DateTimeField()
 
         def get_guidelines_html(self, project: Project) -> str:
@@ -86,6 +91,34 @@ class ProjectDetailApi(ApiView):
     )
     def get(self, request, pid: int):
         project, role = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
+        project.role = role
+        project.progress = project_progress(project=project, user=request.user)
+        return Response(self.OutputSerializer(project).data)
+
+    class UpdateSerializer(serializers.Serializer):
+        guidelines = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
+        description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+        k = serializers.IntegerField(
+            source="annotations_per_item", required=False, min_value=1, max_value=100
+        )
+        overlap_fraction = serializers.FloatField(required=False, min_value=0, max_value=1)
+        gold_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+        lease_seconds = serializers.IntegerField(required=False, min_value=1, max_value=86_400)
+
+    @extend_schema(
+        request=UpdateSerializer,
+        responses=OutputSerializer,
+        operation_id="project_update",
+        summary="Change queue settings (manager)",
+        description="Changing k or the overlap share re-opens items that now need more "
+        "annotations and closes those that have enough.",
+        tags=["projects"],
+    )
+    def patch(self, request, pid: int):
+        project, role = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
+        data = self.UpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        project = project_settings_update(project=project, **data.validated_data)
         project.role = role
         project.progress = project_progress(project=project, user=request.user)
         return Response(self.OutputSerializer(project).data)
