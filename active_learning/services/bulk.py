@@ -62,7 +62,10 @@ def _priorities_postgres(item_ids: np.ndarray, priorities: np.ndarray) -> int:
             f"UPDATE {table} AS i SET priority = t.priority FROM flywheel_priority t "
             "WHERE i.id = t.id AND i.priority IS DISTINCT FROM t.priority"
         )
-        return cursor.rowcount
+        updated = cursor.rowcount
+        # Dropped here too: ON COMMIT DROP does not fire inside an enclosing transaction.
+        cursor.execute("DROP TABLE flywheel_priority")
+        return updated
 
 
 def predictions_write(
@@ -140,7 +143,9 @@ def _predictions_postgres(
                 details_json,
             ],
         )
-        return cursor.rowcount
+        written = cursor.rowcount
+        cursor.execute("DROP TABLE flywheel_prediction")
+        return written
 
 
 def scoring_batch_size() -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Max
 
 from labeling.errors import ApplicationError
@@ -100,6 +100,7 @@ def _stream_rows(project_id: int, model_name: str):
          WHERE i.project_id = %s ORDER BY i.id"""
     if connection.vendor == "postgresql":
         with (
+            transaction.atomic(),
             connection.cursor() as cursor,
             cursor.connection.cursor(name=f"vectors_{uuid.uuid4().hex}") as named,
         ):
