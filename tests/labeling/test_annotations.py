@@ -31,7 +31,10 @@ def test_submit_records_annotation_history_final_label_and_progress(project, ann
     assert AnnotationEvent.objects.get().action == AnnotationEvent.Action.CREATE
     assert Assignment.objects.get(item=item, user=annotator).status == Assignment.Status.SUBMITTED
     assert project_progress(project=project, user=annotator) == {
-        "total": 1, "done": 1, "open": 0, "mine": 1,
+        "total": 1,
+        "done": 1,
+        "open": 0,
+        "mine": 1,
     }
 
 
@@ -49,8 +52,9 @@ def test_bad_labels_are_refused_with_a_clear_message(project, annotator, labels,
 def test_multi_label_project_takes_several_labels(annotator):
     project = ProjectFactory(multi_label=True, labels=["a", "b", "c"])
     item = ItemFactory(project=project)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk,
-                                   labels=["a", "c", "a"])
+    annotation = annotation_submit(
+        project=project, user=annotator, item_id=item.pk, labels=["a", "c", "a"]
+    )
     assert annotation.labels == ["a", "c"]
 
 
@@ -67,21 +71,20 @@ def test_second_submit_edits_instead_of_duplicating(project, annotator):
 
 def test_edit_keeps_history(project, annotator):
     item = ItemFactory(project=project)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk,
-                                   labels=["pos"])
+    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
 
     annotation_update(annotation=annotation, user=annotator, labels=["neutral"])
 
-    events = list(AnnotationEvent.objects.order_by("id").values_list("action", "labels",
-                                                                        "previous_labels"))
+    events = list(
+        AnnotationEvent.objects.order_by("id").values_list("action", "labels", "previous_labels")
+    )
     assert events == [("create", ["pos"], None), ("update", ["neutral"], ["pos"])]
 
 
 def test_undo_reopens_the_item_and_hands_it_back(project, annotator):
     item = ItemFactory(project=project)
     ItemFactory(project=project, priority=-1)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk,
-                                   labels=["pos"])
+    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
 
     assignment = annotation_retract(annotation=annotation, user=annotator)
 
@@ -96,8 +99,7 @@ def test_undo_reopens_the_item_and_hands_it_back(project, annotator):
 
 def test_only_the_author_may_edit_or_undo(project, annotator, manager):
     item = ItemFactory(project=project)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk,
-                                   labels=["pos"])
+    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
     with pytest.raises(ApplicationError):
         annotation_update(annotation=annotation, user=manager, labels=["neg"])
     with pytest.raises(ApplicationError):

@@ -1,5 +1,7 @@
 import pytest
 
+from tests.models_app.flywheel import no_broker  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _hashing_embedder(settings):

@@ -4,57 +4,18 @@ database, with the deterministic hashing embedder and jobs run in-process."""
 import numpy as np
 import pytest
 
-from active_learning.services.ranking import al_settings_get, ranking_run
+from active_learning.services.ranking import al_settings_get
 from labeling.models import Item, Job, Prediction
 from models_app.models import Embedding, HeldOutItem, ModelVersion
 from models_app.services.config import model_settings_get
-from models_app.services.embeddings import embeddings_run, embeddings_schedule
-from models_app.services.training import training_request, training_run
+from models_app.services.embeddings import embeddings_schedule
 from models_app.services.versions import model_version_promote, model_version_rollback
 from tests.factories import ItemFactory
 from tests.models_app.factories import label_items, topic_project
+from tests.models_app.flywheel import run_pending as _run_pending
+from tests.models_app.flywheel import train_once as _train_once
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def no_broker(monkeypatch, django_capture_on_commit_callbacks):
-    """Record tasks instead of sending them; the test runs the jobs itself."""
-    sent = []
-    for module, name in [
-        ("models_app.tasks", "embed_task_enqueue"),
-        ("models_app.tasks", "train_task_enqueue"),
-        ("active_learning.tasks", "rank_task_enqueue"),
-    ]:
-        monkeypatch.setattr(f"{module}.{name}", lambda job_id, _n=name: sent.append((_n, job_id)))
-    monkeypatch.setattr(
-        "active_learning.tasks.mine_task_enqueue",
-        lambda project_id, item_ids: sent.append(("mine", item_ids)),
-    )
-    sent_capture.append(django_capture_on_commit_callbacks)
-    return sent
-
-
-sent_capture = []
-
-
-def _run_pending(sent):
-    """Run queued jobs in order, as a worker would, until none are left."""
-    runners = {
-        "embed_task_enqueue": embeddings_run,
-        "train_task_enqueue": training_run,
-        "rank_task_enqueue": ranking_run,
-    }
-    while sent:
-        name, job_id = sent.pop(0)
-        if name in runners:
-            with sent_capture[-1](execute=True):
-                runners[name](job_id=job_id)
-                if name == "train_task_enqueue":
-                    from models_app.services.training import training_lock_release
-
-                    job = Job.objects.get(pk=job_id)
-                    training_lock_release(project_id=job.project_id, job_id=job_id)
 
 
 def test_each_distinct_text_is_embedded_once(no_broker, django_capture_on_commit_callbacks):
@@ -95,15 +56,6 @@ def test_cold_start_ranks_by_representative_sampling(no_broker, django_capture_o
     assert rank_job.result["mode"] == "cold_start"
     priorities = list(Item.objects.filter(project=project).values_list("priority", flat=True))
     assert len(set(priorities)) == len(priorities)  # a full order, not all zeros
-
-
-def _train_once(project, no_broker, capture):
-    with capture(execute=True):
-        job = training_request(project=project, reason="test")
-    _run_pending(no_broker)
-    job.refresh_from_db()
-    assert job.status == Job.Status.SUCCEEDED, job.error
-    return job
 
 
 def test_training_promotes_scores_and_reranks(no_broker, django_capture_on_commit_callbacks):
