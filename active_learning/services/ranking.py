@@ -11,6 +11,7 @@ import logging
 import time
 
 import numpy as np
+from django.conf import settings
 from django.db import connection, transaction
 
 from active_learning.models import ActiveLearningSettings, MinedError
@@ -29,14 +30,37 @@ from labeling.services.jobs import job_create, job_progress, job_start, job_succ
 from models_app.ml.training import probabilities_for
 from models_app.models import ModelSettings, ModelVersion
 from models_app.services.config import embedding_model_name
-from models_app.services.embeddings import embeddings_embed_missing
+from models_app.services.embeddings import vectors_ready
 from models_app.services.training import model_artifact_load
-from models_app.services.vectors import VectorSet, vectors_load
+from models_app.services.vectors import VectorSet
 
 logger = logging.getLogger(__name__)
 
 # How many recent mined errors boost their neighbours at each re-rank.
 _MINED_ERRORS_PER_RANK = 50
+# Written priority = PRIORITY_EPOCH x ranking-job id + the strategy's priority (kept below
+# PRIORITY_EPOCH): a newer ranking outranks every value an older one wrote, so the head of the
+# queue can be written first and the tail after it without old values jumping the queue.
+PRIORITY_EPOCH = 10.0
+
+
+def _write_priorities(*, job: Job, item_ids: np.ndarray, local: np.ndarray, lap) -> int:
+    """Write the head of the queue (RANKING_HEAD_SIZE best items) in one transaction, then
+    the rest in another. Returns rows updated."""
+    absolute = job.pk * PRIORITY_EPOCH + np.clip(local, 0.0, PRIORITY_EPOCH - 0.01)
+    n = len(absolute)
+    head_n = min(n, settings.RANKING_HEAD_SIZE)
+    if head_n < n:
+        head = np.argpartition(-absolute, head_n - 1)[:head_n]
+        rest = np.ones(n, dtype=bool)
+        rest[head] = False
+    else:
+        head, rest = np.arange(n), np.zeros(n, dtype=bool)
+    updated = item_priorities_write(item_ids=item_ids[head], priorities=absolute[head])
+    lap("write_head")
+    updated += item_priorities_write(item_ids=item_ids[rest], priorities=absolute[rest])
+    lap("write_tail")
+    return updated
 
 
 def al_settings_get(*, project: Project) -> ActiveLearningSettings:
@@ -132,8 +156,7 @@ def ranking_run(*, job_id: int) -> Job | None:
     seed = ModelSettings.objects.filter(project=project).values_list("seed", flat=True).first() or 0
     model_name = embedding_model_name()
     job_progress(job=job, done=0, total=None, message="Reading vectors")
-    embeddings_embed_missing(project=project, model_name=model_name)
-    vectors = vectors_load(project=project, model_name=model_name)
+    vectors = vectors_ready(project=project, model_name=model_name)
     pool_mask = ~np.isin(vectors.item_ids, _labelled_ids(project))
     pool_rows = np.flatnonzero(pool_mask)
     pool_ids = vectors.item_ids[pool_rows]
@@ -147,8 +170,7 @@ def ranking_run(*, job_id: int) -> Job | None:
             seed=seed,
         )
         lap("rank")
-        updated = item_priorities_write(item_ids=pool_ids, priorities=priorities)
-        lap("write_priorities")
+        updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
         job_succeed(
             job=job,
             result={"mode": "cold_start", "pool": len(pool_ids), "updated": updated, **timings},
@@ -182,8 +204,7 @@ def ranking_run(*, job_id: int) -> Job | None:
         project=project, vectors=vectors, pool_mask=pool_mask, al=al
     )
     lap("rank")
-    updated = item_priorities_write(item_ids=pool_ids, priorities=priorities)
-    lap("write_priorities")
+    updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
     job_progress(job=job, done=total, message="Queue re-ranked; storing predictions")
     best = proba.argmax(axis=1)
     labels = [classes[k] for k in best]

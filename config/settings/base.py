@@ -258,6 +258,9 @@ EMBEDDING_MODEL = env("EMBEDDING_MODEL", "") or ""
 EMBEDDING_CHUNK = env_int("EMBEDDING_CHUNK", 1024)
 # Rows per batch when scoring the pool and when writing predictions.
 SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 50_000)
+# A ranking job writes the priorities of the best RANKING_HEAD_SIZE items first (the head of the
+# queue annotators are served from), then the rest.
+RANKING_HEAD_SIZE = env_int("RANKING_HEAD_SIZE", 10_000)
 # Hard time limit of a training / scoring / embedding task (seconds).
 ML_TASK_TIME_LIMIT = env_int("ML_TASK_TIME_LIMIT", 3600)
 # A training job silent this long no longer holds its project's training lock (a dead worker).

@@ -157,3 +157,15 @@ def embeddings_run(*, job_id: int) -> Job | None:
 
             ranking_schedule(project=project, reason="embedded")
     return job
+
+
+def vectors_ready(*, project: Project, model_name: str):
+    """The project's vector snapshot, embedding missing texts first only when the snapshot
+    cannot be built (a fresh snapshot means every item was embedded: no scan needed)."""
+    from models_app.services.vectors import VectorsMissing, vectors_load
+
+    try:
+        return vectors_load(project=project, model_name=model_name)
+    except VectorsMissing:
+        embeddings_embed_missing(project=project, model_name=model_name)
+        return vectors_load(project=project, model_name=model_name)

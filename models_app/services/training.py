@@ -29,8 +29,7 @@ from models_app.ml.gate import promotion_decision
 from models_app.ml.training import classifier_fit, evaluate, holdout_assign
 from models_app.models import Embedding, HeldOutItem, ModelSettings, ModelVersion
 from models_app.services.config import embedding_model_name, model_settings_get
-from models_app.services.embeddings import embeddings_embed_missing
-from models_app.services.vectors import vectors_load
+from models_app.services.embeddings import vectors_ready
 
 logger = logging.getLogger(__name__)
 
@@ -228,8 +227,7 @@ def training_run(*, job_id: int) -> ModelVersion | None:
     model_settings = model_settings_get(project=project)
     model_name = embedding_model_name()
     job_progress(job=job, done=0, total=4, message="Embedding texts not embedded yet")
-    embeddings_embed_missing(project=project, model_name=model_name)
-    vectors = vectors_load(project=project, model_name=model_name)
+    vectors = vectors_ready(project=project, model_name=model_name)
     job_progress(job=job, done=1, message="Choosing the training and held-out sets")
     split = _split(project=project, model_settings=model_settings)
     classes = list(project.labels.order_by("order", "id").values_list("value", flat=True))

@@ -59,9 +59,20 @@ def _project_dir(project_id: int, model_name: str) -> Path:
     return Path(settings.MEDIA_ROOT) / "vectors" / f"project-{project_id}" / slug
 
 
-def _items_signature(project_id: int) -> dict[str, int]:
-    agg = Item.objects.filter(project_id=project_id).aggregate(n=Count("id"), max_id=Max("id"))
-    return {"n": agg["n"] or 0, "max_id": agg["max_id"] or 0}
+def _items_signature(project: Project) -> dict:
+    """What the snapshot must match: the item count and largest id (items are only added or
+    deleted, never re-texted), and the project's creation time (a recreated project with a
+    reused id is another project)."""
+    agg = Item.objects.filter(project_id=project.pk).aggregate(n=Count("id"), max_id=Max("id"))
+    return {
+        "n": agg["n"] or 0,
+        "max_id": agg["max_id"] or 0,
+        "project": project.created_at.isoformat(),
+    }
+
+
+def _matches(meta: dict, signature: dict) -> bool:
+    return all(meta.get(key) == value for key, value in signature.items())
 
 
 def _current(directory: Path) -> dict | None:
@@ -77,10 +88,8 @@ def vectors_load(*, project: Project, model_name: str, rebuild_if_stale: bool = 
     stored embedding yet."""
     directory = _project_dir(project.pk, model_name)
     meta = _current(directory)
-    signature = _items_signature(project.pk)
-    if meta is None or (
-        rebuild_if_stale and (meta["n"], meta["max_id"]) != (signature["n"], signature["max_id"])
-    ):
+    signature = _items_signature(project)
+    if meta is None or (rebuild_if_stale and not _matches(meta, signature)):
         meta = vectors_rebuild(project=project, model_name=model_name, signature=signature)
     folder = directory / meta["dir"]
     return VectorSet(
@@ -116,10 +125,10 @@ def _stream_rows(project_id: int, model_name: str):
 
 
 def vectors_rebuild(
-    *, project: Project, model_name: str, signature: dict[str, int] | None = None
+    *, project: Project, model_name: str, signature: dict | None = None
 ) -> dict:
     """Write a fresh snapshot of the project's vectors and point readers at it."""
-    signature = signature or _items_signature(project.pk)
+    signature = signature or _items_signature(project)
     directory = _project_dir(project.pk, model_name)
     directory.mkdir(parents=True, exist_ok=True)
     dim_row = Embedding.objects.filter(model_name=model_name).values_list("dim", flat=True).first()

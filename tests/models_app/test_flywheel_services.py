@@ -94,7 +94,7 @@ def test_training_promotes_scores_and_reranks(no_broker, django_capture_on_commi
     top = Item.objects.filter(project=project, status="open").order_by("-priority", "id").first()
     least = predictions.order_by("confidence").first()
     assert top.pk == least.item_id
-    assert top.priority == pytest.approx(1 - least.confidence, abs=1e-4)
+    assert top.priority - 10 * score.pk == pytest.approx(1 - least.confidence, abs=1e-4)
 
 
 def test_a_worse_model_is_rejected_with_its_reason(no_broker, django_capture_on_commit_callbacks):
