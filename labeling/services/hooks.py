@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labeling.models import Project
+from models_app.services.triggers import flywheel_final_labels_changed
 
 
 def after_annotations_changed(*, project: Project, item_ids: Sequence[int]) -> None:
@@ -29,6 +30,7 @@ def after_annotations_changed(*, project: Project, item_ids: Sequence[int]) -> N
 
 def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> None:
     """The final labels of these items changed (set, replaced or cleared)."""
+    flywheel_final_labels_changed(project=project, item_ids=item_ids)
 
 
 def after_items_imported(*, project: Project, job_id: int) -> None:

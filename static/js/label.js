@@ -6,7 +6,8 @@
  * overtake the submit before it, and the server sees writes in the user's order.
  *
  * Keys: label shortcut = choose (single-label: submits; multi-label: toggles), Enter = submit
- * (multi-label), S = skip, U or Ctrl+Z = undo, G = guidelines, ? = shortcut list.
+ * (multi-label), A = accept the suggestion shown, S = skip, U or Ctrl+Z = undo, G = guidelines,
+ * ? = shortcut list.
  */
 (function () {
   "use strict";
@@ -24,6 +25,8 @@
     meta: $("item-meta"),
     undoNote: $("undo-note"),
     suggestion: $("suggestion"),
+    suggestionText: $("suggestion-text"),
+    accept: $("accept-suggestion"),
     buttons: Array.from(document.querySelectorAll("#label-buttons .label-button")),
     submit: $("submit-button"),
     skip: $("skip-button"),
@@ -58,6 +61,7 @@
       annotationId: h.annotationId,
       saved: null,
     })),
+    suggested: null, // the suggestion shown for the current item, if any
     shownAt: 0,
     spentMs: 0,
   };
@@ -159,16 +163,17 @@
     el.meta.textContent = "Item " + item.external_id;
     el.undoNote.hidden = state.previous.length === 0;
     const suggestions = (payload.suggestions || []).filter((s) => s.labels && s.labels.length);
-    if (suggestions.length) {
-      const s = suggestions[0];
+    state.suggested = suggestions.length ? suggestions[0] : null;
+    if (state.suggested) {
+      const s = state.suggested;
       const confidence =
         typeof s.confidence === "number" ? " (" + Math.round(s.confidence * 100) + "%)" : "";
-      el.suggestion.textContent =
+      el.suggestionText.textContent =
         "Suggestion from " + s.source_kind + ": " + s.labels.join(", ") + confidence;
       el.suggestion.hidden = false;
     } else {
       el.suggestion.hidden = true;
-      el.suggestion.textContent = "";
+      el.suggestionText.textContent = "";
     }
     renderSelection();
     setMode("ready");
@@ -325,6 +330,15 @@
     submit(order.filter((v) => state.selected.has(v)));
   }
 
+  /* Submit the shown suggestion's labels as this annotator's answer (recorded with its id). */
+  function acceptSuggestion() {
+    if (!state.current || !state.suggested) {
+      say("There is no suggestion to accept.");
+      return;
+    }
+    submit(state.suggested.labels.slice());
+  }
+
   function skip() {
     if (!state.current) return;
     const item = state.current.item;
@@ -420,6 +434,10 @@
         event.preventDefault();
         if (!event.repeat) submitSelected();
         return;
+      case "a":
+        event.preventDefault();
+        if (!event.repeat) acceptSuggestion();
+        return;
       case "s":
         event.preventDefault();
         if (!event.repeat) skip();
@@ -449,6 +467,7 @@
   }
   if (el.submit) el.submit.addEventListener("click", submitSelected);
   el.skip.addEventListener("click", skip);
+  el.accept.addEventListener("click", acceptSuggestion);
   el.undo.addEventListener("click", undo);
   el.help.addEventListener("click", openHelp);
   el.checkAgain.addEventListener("click", () => {

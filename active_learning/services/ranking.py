@@ -1,0 +1,253 @@
+"""Scoring and ranking: after a promotion (or at cold start), re-rank the project's queue.
+
+The job reads the project's vector snapshot, scores every unlabeled item with the active model
+in batches, writes ``Item.priority`` under the project's query strategy (first, so the queue is
+re-ranked as early as possible), then stores the predictions with the model version.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from active_learning.models import ActiveLearningSettings, MinedError
+from active_learning.services.bulk import (
+    item_priorities_write,
+    predictions_write,
+    scoring_batch_size,
+)
+from active_learning.strategies import (
+    neighbour_boost,
+    representative_priorities,
+    uncertainty_priorities,
+)
+from labeling.models import Annotation, Item, Job, Prediction, Project
+from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from models_app.ml.training import probabilities_for
+from models_app.models import ModelSettings, ModelVersion
+from models_app.services.config import embedding_model_name
+from models_app.services.embeddings import vectors_ready
+from models_app.services.training import model_artifact_load
+from models_app.services.vectors import VectorSet
+
+logger = logging.getLogger(__name__)
+
+# How many recent mined errors boost their neighbours at each re-rank.
+_MINED_ERRORS_PER_RANK = 50
+# Written priority = PRIORITY_EPOCH x ranking-job id + the strategy's priority (kept below
+# PRIORITY_EPOCH): a newer ranking outranks every value an older one wrote, so the head of the
+# queue can be written first and the tail after it without old values jumping the queue.
+PRIORITY_EPOCH = 10.0
+
+
+def _write_priorities(*, job: Job, item_ids: np.ndarray, local: np.ndarray, lap) -> int:
+    """Write the head of the queue (RANKING_HEAD_SIZE best items) in one transaction, then
+    the rest in another. Returns rows updated."""
+    absolute = job.pk * PRIORITY_EPOCH + np.clip(local, 0.0, PRIORITY_EPOCH - 0.01)
+    n = len(absolute)
+    head_n = min(n, settings.RANKING_HEAD_SIZE)
+    if head_n < n:
+        head = np.argpartition(-absolute, head_n - 1)[:head_n]
+        rest = np.ones(n, dtype=bool)
+        rest[head] = False
+    else:
+        head, rest = np.arange(n), np.zeros(n, dtype=bool)
+    updated = item_priorities_write(item_ids=item_ids[head], priorities=absolute[head])
+    lap("write_head")
+    updated += item_priorities_write(item_ids=item_ids[rest], priorities=absolute[rest])
+    lap("write_tail")
+    return updated
+
+
+def al_settings_get(*, project: Project) -> ActiveLearningSettings:
+    al_settings, _ = ActiveLearningSettings.objects.get_or_create(project=project)
+    return al_settings
+
+
+def ranking_schedule(*, project: Project, reason: str, user=None) -> Job:
+    """Queue a re-rank of the project (scoring with the active model, or representative
+    sampling at cold start), unless one is already waiting to start: that one will use whatever
+    model is active when it runs."""
+    from active_learning.tasks import rank_task_enqueue
+
+    waiting = (
+        Job.objects.filter(
+            project=project, kind__in=[Job.Kind.SCORE, Job.Kind.RANK], status=Job.Status.PENDING
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if waiting is not None:
+        return waiting
+    has_model = ModelVersion.objects.filter(project=project, status="active").exists()
+    job = job_create(
+        kind=Job.Kind.SCORE if has_model else Job.Kind.RANK,
+        project=project,
+        params={"reason": reason},
+        created_by=user,
+    )
+    transaction.on_commit(lambda: rank_task_enqueue(job_id=job.pk))
+    return job
+
+
+class _PoolView:
+    """Rows of the snapshot matrix seen through pool positions (read lazily from the mmap)."""
+
+    def __init__(self, matrix: np.ndarray, rows: np.ndarray) -> None:
+        self.matrix, self.rows = matrix, rows
+
+    def __getitem__(self, index) -> np.ndarray:
+        rows = self.rows[index]
+        order = np.argsort(rows)
+        out = np.empty((len(rows), self.matrix.shape[1]), dtype=np.float32)
+        out[order] = self.matrix[rows[order]]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _mining_boost(*, project: Project, vectors: VectorSet, pool_mask: np.ndarray, al) -> np.ndarray:
+    flagged = list(
+        MinedError.objects.filter(project=project)
+        .order_by("-created_at")
+        .values_list("item_id", flat=True)[:_MINED_ERRORS_PER_RANK]
+    )
+    flagged = [i for i, ok in zip(flagged, np.isin(flagged, vectors.item_ids), strict=True) if ok]
+    if not flagged or not al.mining_boost:
+        return np.zeros(int(pool_mask.sum()))
+    boost = neighbour_boost(
+        matrix=vectors.matrix,
+        queries=vectors.vectors(flagged),
+        k=al.mining_neighbours,
+        candidates=pool_mask,
+        boost=al.mining_boost,
+    )
+    return boost[pool_mask]
+
+
+def _labelled_ids(project: Project) -> np.ndarray:
+    return np.fromiter(
+        Item.objects.filter(project=project, final_labels__isnull=False).values_list(
+            "id", flat=True
+        ),
+        dtype=np.int64,
+    )
+
+
+def ranking_run(*, job_id: int) -> Job | None:
+    job = job_start(job_id=job_id)
+    if job is None:
+        return None
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: list[float] = [started]) -> None:  # noqa: B006
+        now = time.perf_counter()
+        timings[name] = round(now - since[0], 3)
+        since[0] = now
+
+    project = job.project
+    al = al_settings_get(project=project)
+    seed = ModelSettings.objects.filter(project=project).values_list("seed", flat=True).first() or 0
+    model_name = embedding_model_name()
+    job_progress(job=job, done=0, total=None, message="Reading vectors")
+    vectors = vectors_ready(project=project, model_name=model_name)
+    pool_mask = ~np.isin(vectors.item_ids, _labelled_ids(project))
+    pool_rows = np.flatnonzero(pool_mask)
+    pool_ids = vectors.item_ids[pool_rows]
+    lap("load")
+    active = ModelVersion.objects.filter(project=project, status="active").first()
+    if active is None or active.embedding_model != model_name:
+        why = "no active model" if active is None else "the active model used other vectors"
+        priorities = representative_priorities(
+            vectors=_PoolView(vectors.matrix, pool_rows)[np.arange(len(pool_rows))],
+            n_clusters=al.cold_start_clusters,
+            seed=seed,
+        )
+        lap("rank")
+        updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
+        job_succeed(
+            job=job,
+            result={"mode": "cold_start", "pool": len(pool_ids), "updated": updated, **timings},
+            message=f"Cold start ({why}): {len(pool_ids)} items ranked by representative sampling",
+        )
+        return job
+
+    model = model_artifact_load(version=active)
+    classes = active.classes
+    total = len(pool_rows)
+    batch = scoring_batch_size()
+    proba = np.zeros((total, len(classes)), dtype=np.float64)
+    job_progress(
+        job=job, done=0, total=total, message=f"Scoring {total} items with v{active.number}"
+    )
+    for start in range(0, total, batch):
+        rows = pool_rows[start : start + batch]
+        proba[start : start + len(rows)] = probabilities_for(
+            model, np.asarray(vectors.matrix[rows]), classes
+        )
+        job_progress(job=job, done=start + len(rows))
+    lap("score")
+    priorities = uncertainty_priorities(
+        strategy=al.strategy,
+        proba=proba,
+        vectors=_PoolView(vectors.matrix, pool_rows),
+        diversity_batch=al.diversity_batch,
+        seed=seed + active.number,
+    )
+    priorities = priorities + _mining_boost(
+        project=project, vectors=vectors, pool_mask=pool_mask, al=al
+    )
+    lap("rank")
+    updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
+    job_progress(job=job, done=total, message="Queue re-ranked; storing predictions")
+    best = proba.argmax(axis=1)
+    labels = [classes[k] for k in best]
+    confidence = proba[np.arange(total), best]
+    rounded = np.round(proba, 4).tolist()
+    for start in range(0, total, batch):
+        predictions_write(
+            project_id=project.pk,
+            source_id=active.source_id,
+            source_version=str(active.number),
+            item_ids=pool_ids[start : start + batch].tolist(),
+            labels=labels[start : start + batch],
+            confidences=confidence[start : start + batch],
+            scores=(dict(zip(classes, row, strict=True)) for row in rounded[start : start + batch]),
+            details={"model_version": active.number, "classifier": active.classifier},
+        )
+    _predictions_prune(project=project, version=active)
+    lap("write_predictions")
+    job_succeed(
+        job=job,
+        result={
+            "mode": "model",
+            "version": active.number,
+            "strategy": al.strategy,
+            "diversity_batch": al.diversity_batch,
+            "pool": total,
+            "updated": updated,
+            **timings,
+        },
+        message=f"Scored {total} items with v{active.number}; queue ranked by {al.strategy}",
+    )
+    return job
+
+
+def _predictions_prune(*, project: Project, version: ModelVersion) -> None:
+    """Drop other versions' predictions of this project's classifier, except those an
+    annotator accepted (the lineage of their annotation)."""
+    pred = Prediction._meta.db_table
+    ann = Annotation._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""DELETE FROM {pred} WHERE project_id = %s AND source_kind = %s AND source_id = %s
+                  AND source_version <> %s
+                  AND NOT EXISTS (SELECT 1 FROM {ann} a WHERE a.suggestion_id = {pred}.id)""",
+            [project.pk, Prediction.SourceKind.MODEL, version.source_id, str(version.number)],
+        )

@@ -1,0 +1,40 @@
+"""Celery tasks of the active-learning app: re-ranking (train queue) and mining (default)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from labeling.models import Job, Project
+from models_app.tasks import _COMMON, MlJobTask
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(base=MlJobTask, name="active_learning.rank", **_COMMON)
+def rank_task(self, job_id: int) -> None:
+    from active_learning.services.ranking import ranking_run
+
+    try:
+        ranking_run(job_id=job_id)
+    except Job.DoesNotExist:
+        logger.warning("Ranking job %s no longer exists.", job_id)
+
+
+@shared_task(name="active_learning.mine", **{**_COMMON, "bind": False})
+def mine_task(project_id: int, item_ids: list[int]) -> None:
+    from active_learning.services.mining import mining_check
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        mining_check(project=project, item_ids=item_ids)
+
+
+def rank_task_enqueue(*, job_id: int) -> None:
+    rank_task.apply_async((job_id,), queue=settings.QUEUE_TRAIN)
+
+
+def mine_task_enqueue(*, project_id: int, item_ids: list[int]) -> None:
+    mine_task.apply_async((project_id, item_ids), queue=settings.QUEUE_DEFAULT)

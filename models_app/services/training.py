@@ -1,0 +1,339 @@
+"""Training: the per-project lock, the training job, and evaluate-before-promote.
+
+The lock is a compare-and-set on ``ModelSettings.training_job`` (``UPDATE ... WHERE
+training_job_id IS NULL``): on PostgreSQL the second of two concurrent updates waits for the
+first's row lock and then finds the column set; on SQLite writers are serialised. A request that
+finds the lock taken sets ``retrain_pending``, and the holder trains again when it finishes, so
+no request is lost and two trainings never overlap.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from labeling.errors import ApplicationError
+from labeling.models import Item, Job, Project
+from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from models_app.ml.gate import promotion_decision
+from models_app.ml.training import classifier_fit, evaluate, holdout_assign
+from models_app.models import Embedding, HeldOutItem, ModelSettings, ModelVersion
+from models_app.services.config import embedding_model_name, model_settings_get
+from models_app.services.embeddings import vectors_ready
+
+logger = logging.getLogger(__name__)
+
+
+class _LockTaken(Exception):
+    pass
+
+
+def _release_stale_lock(model_settings: ModelSettings) -> None:
+    """Free the lock if its job finished without releasing it or went silent (dead worker)."""
+    holder_id = model_settings.training_job_id
+    if holder_id is None:
+        return
+    holder = Job.objects.filter(pk=holder_id).first()
+    stale_before = timezone.now() - timedelta(seconds=settings.TRAINING_LOCK_STALE_SECONDS)
+    if (
+        holder is None
+        or holder.is_finished
+        or (holder.heartbeat_at or holder.created_at) < stale_before
+    ):
+        ModelSettings.objects.filter(pk=model_settings.pk, training_job_id=holder_id).update(
+            training_job=None
+        )
+
+
+def _try_acquire(*, project: Project, model_settings: ModelSettings, reason: str, user) -> Job:
+    from models_app.tasks import train_task_enqueue
+
+    with transaction.atomic():
+        job = job_create(
+            kind=Job.Kind.TRAIN, project=project, params={"reason": reason}, created_by=user
+        )
+        acquired = ModelSettings.objects.filter(
+            pk=model_settings.pk, training_job__isnull=True
+        ).update(training_job=job, labels_since_training=0, retrain_pending=False)
+        if not acquired:
+            raise _LockTaken  # rolls the job row back
+        transaction.on_commit(lambda: train_task_enqueue(job_id=job.pk))
+    return job
+
+
+def training_request(*, project: Project, reason: str, user=None) -> Job | None:
+    """Start a training job for the project, or, if one holds the project's training lock,
+    mark a retrain as pending (the running one retrains when it ends). Returns the new job, or
+    None when the request was folded into the running one."""
+    if project.multi_label:
+        raise ApplicationError(
+            "Training supports single-label projects only.", {"project": project.pk}
+        )
+    model_settings = model_settings_get(project=project)
+    _release_stale_lock(model_settings)
+    try:
+        return _try_acquire(
+            project=project, model_settings=model_settings, reason=reason, user=user
+        )
+    except _LockTaken:
+        pass
+    ModelSettings.objects.filter(pk=model_settings.pk).update(retrain_pending=True)
+    # The holder may have released between our attempt and the flag: try once more.
+    try:
+        return _try_acquire(
+            project=project, model_settings=model_settings, reason=reason, user=user
+        )
+    except _LockTaken:
+        return None
+
+
+def training_lock_release(*, project_id: int, job_id: int) -> None:
+    """Release the lock held by `job_id`; if a retrain was requested meanwhile, start it."""
+    released = ModelSettings.objects.filter(project_id=project_id, training_job_id=job_id).update(
+        training_job=None
+    )
+    if not released:
+        return
+    model_settings = ModelSettings.objects.select_related("project").get(project_id=project_id)
+    if model_settings.retrain_pending:
+        training_request(project=model_settings.project, reason="requested while training")
+
+
+def final_labels_counted(*, project: Project, count: int) -> Job | None:
+    """`count` new final labels arrived: retrain once `retrain_every` have accumulated."""
+    model_settings = model_settings_get(project=project)
+    ModelSettings.objects.filter(pk=model_settings.pk).update(
+        labels_since_training=F("labels_since_training") + count
+    )
+    model_settings.refresh_from_db(fields=["labels_since_training", "retrain_every"])
+    if model_settings.retrain_every and (
+        model_settings.labels_since_training >= model_settings.retrain_every
+    ):
+        return training_request(
+            project=project, reason=f"{model_settings.labels_since_training} new labels"
+        )
+    return None
+
+
+# --- the training job ---------------------------------------------------------------------------
+
+
+def _single(labels) -> str | None:
+    return labels[0] if isinstance(labels, list) and len(labels) == 1 else None
+
+
+def _split(*, project: Project, model_settings: ModelSettings) -> dict[str, Any]:
+    """Training and held-out items with their labels. Gold items, when the project has any,
+    are the held-out set; otherwise a stratified share of human labels, fixed once chosen.
+    Machine labels (``final_lineage.machine``) are trained on, never held out."""
+    labelled = [
+        (item_id, _single(labels), bool((lineage or {}).get("machine")))
+        for item_id, labels, lineage in Item.objects.filter(
+            project=project, final_labels__isnull=False, is_gold=False
+        ).values_list("id", "final_labels", "final_lineage")
+    ]
+    labelled = [row for row in labelled if row[1] is not None]
+    gold = [
+        (item_id, _single(labels))
+        for item_id, labels in Item.objects.filter(project=project, is_gold=True).values_list(
+            "id", "gold_labels"
+        )
+    ]
+    gold = [row for row in gold if row[1] is not None]
+    if gold:
+        return {
+            "source": "gold",
+            "train": [(i, y) for i, y, _ in labelled],
+            "holdout": gold,
+            "label_count": len(labelled) + len(gold),
+        }
+    held = set(HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True))
+    if labelled:
+        add = holdout_assign(
+            labels=[y for _, y, _ in labelled],
+            already_held_out=[i in held for i, _, _ in labelled],
+            eligible=[not machine for _, _, machine in labelled],
+            fraction=model_settings.holdout_fraction,
+            seed=model_settings.seed,
+        )
+        new = [labelled[k][0] for k in np.flatnonzero(add)]
+        HeldOutItem.objects.bulk_create(
+            [HeldOutItem(project=project, item_id=i) for i in new], ignore_conflicts=True
+        )
+        held.update(new)
+    return {
+        "source": "split",
+        "train": [(i, y) for i, y, _ in labelled if i not in held],
+        "holdout": [(i, y) for i, y, machine in labelled if i in held and not machine],
+        "label_count": len(labelled),
+    }
+
+
+def _artifact_path(project_id: int, number: int) -> str:
+    return f"models/project-{project_id}/v{number}-{uuid.uuid4().hex[:8]}.joblib"
+
+
+def model_artifact_load(*, version: ModelVersion):
+    return joblib.load(Path(settings.MEDIA_ROOT) / version.artifact)["model"]
+
+
+def _vectors_by_hash(*, item_ids: list[int], model_name: str) -> np.ndarray:
+    """Vectors of a few items under another embedding model (the active version's), by text."""
+    hashes = dict(Item.objects.filter(pk__in=item_ids).values_list("id", "content_hash"))
+    stored = dict(
+        Embedding.objects.filter(
+            model_name=model_name, content_hash__in=set(hashes.values())
+        ).values_list("content_hash", "vector")
+    )
+    if len(stored) < len(set(hashes.values())):
+        raise ApplicationError("The active model's vectors for the held-out set are gone.")
+    return np.stack([np.frombuffer(bytes(stored[hashes[i]]), dtype="<f4") for i in item_ids])
+
+
+def _evaluate_active(*, active: ModelVersion, holdout, vectors, model_name) -> dict | None:
+    if not holdout:
+        return None
+    ids = [i for i, _ in holdout]
+    X = (
+        vectors.vectors(ids)
+        if active.embedding_model == model_name
+        else _vectors_by_hash(item_ids=ids, model_name=active.embedding_model)
+    )
+    return evaluate(
+        model=model_artifact_load(version=active),
+        X=X,
+        y=[y for _, y in holdout],
+        classes=active.classes,
+    )
+
+
+def training_run(*, job_id: int) -> ModelVersion | None:
+    """Embed what is missing, fit, evaluate on the held-out set, promote or reject. Call only
+    from the job holding the project's training lock (`training_request` queues it)."""
+    job = job_start(job_id=job_id)
+    if job is None:
+        return None
+    project = job.project
+    model_settings = model_settings_get(project=project)
+    model_name = embedding_model_name()
+    job_progress(job=job, done=0, total=4, message="Embedding texts not embedded yet")
+    vectors = vectors_ready(project=project, model_name=model_name)
+    job_progress(job=job, done=1, message="Choosing the training and held-out sets")
+    split = _split(project=project, model_settings=model_settings)
+    classes = list(project.labels.order_by("order", "id").values_list("value", flat=True))
+
+    from active_learning.services.ranking import ranking_schedule
+    from active_learning.strategies import needs_cold_start
+
+    train_labels = [y for _, y in split["train"]]
+    if needs_cold_start(labels=train_labels, classes=classes, min_labels=model_settings.min_labels):
+        with transaction.atomic():
+            job_succeed(
+                job=job,
+                result={"cold_start": True, "train_size": len(train_labels)},
+                message=f"Cold start: {len(train_labels)} training labels (need "
+                f"{model_settings.min_labels} and at least 2 of every class); the queue is "
+                "ranked by representative sampling",
+            )
+            if not ModelVersion.objects.filter(project=project, status="active").exists():
+                ranking_schedule(project=project, reason="cold start")
+        return None
+
+    job_progress(job=job, done=2, message=f"Training on {len(train_labels)} labels")
+    X_train = vectors.vectors([i for i, _ in split["train"]])
+    model = classifier_fit(
+        X=X_train,
+        y=train_labels,
+        name=model_settings.classifier,
+        params=model_settings.classifier_params,
+        seed=model_settings.seed,
+    )
+    holdout = split["holdout"]
+    metrics = (
+        evaluate(
+            model=model,
+            X=vectors.vectors([i for i, _ in holdout]),
+            y=[y for _, y in holdout],
+            classes=classes,
+        )
+        if holdout
+        else {"n": 0}
+    )
+    job_progress(job=job, done=3, message="Comparing with the active model")
+    number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
+    artifact = _artifact_path(project.pk, number)
+    path = Path(settings.MEDIA_ROOT) / artifact
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump({"model": model, "classes": classes, "embedding_model": model_name}, path)
+
+    active = ModelVersion.objects.filter(project=project, status="active").first()
+    active_metrics = (
+        _evaluate_active(active=active, holdout=holdout, vectors=vectors, model_name=model_name)
+        if active
+        else None
+    )
+    decision = promotion_decision(
+        candidate=metrics, active=active_metrics, tolerance=model_settings.promote_tolerance
+    )
+    if active is not None:
+        metrics["active_on_same_holdout"] = {
+            "version": active.number,
+            "macro_f1": (active_metrics or {}).get("macro_f1"),
+        }
+    with transaction.atomic():
+        version = ModelVersion.objects.create(
+            project=project,
+            number=number,
+            status=ModelVersion.Status.CANDIDATE,
+            classifier=model_settings.classifier,
+            params=_params_json(model.get_params(deep=False)),
+            seed=model_settings.seed,
+            embedding_model=model_name,
+            classes=classes,
+            train_size=len(train_labels),
+            holdout_size=len(holdout),
+            holdout_source=split["source"],
+            label_count=split["label_count"],
+            metrics=metrics,
+            artifact=artifact,
+            reason=decision.reason,
+            job=job,
+        )
+        if decision.promote:
+            from models_app.services.versions import model_version_promote
+
+            model_version_promote(version=version, reason=decision.reason)
+        else:
+            version.status = ModelVersion.Status.REJECTED
+            version.save(update_fields=["status"])
+        job_succeed(
+            job=job,
+            result={
+                "version": number,
+                "promoted": decision.promote,
+                "reason": decision.reason,
+                "train_size": len(train_labels),
+                "holdout_size": len(holdout),
+                "macro_f1": metrics.get("macro_f1"),
+            },
+            message=f"v{number} {'promoted' if decision.promote else 'rejected'}: "
+            f"{decision.reason}",
+        )
+    return version
+
+
+def _params_json(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, str | int | float | bool | type(None)) else repr(v)
+        for k, v in params.items()
+    }

@@ -1,0 +1,94 @@
+"""Celery tasks of the models app: thin interfaces that load a job by id and call a service.
+
+Queues come from settings at send time (QUEUE_EMBED, QUEUE_TRAIN): routing is a deployment
+decision. Tasks are idempotent: `job_start` refuses a finished job, so a redelivered message is a
+no-op, and an embedding job resumes after its last committed chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from labeling.models import Job
+from labeling.services.jobs import job_fail
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+_COMMON = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "time_limit": settings.ML_TASK_TIME_LIMIT,
+    "soft_time_limit": max(1, settings.ML_TASK_TIME_LIMIT - 30),
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+def _record_failure(job_id, exc) -> None:
+    detail = "".join(traceback.format_exception(exc))
+    job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{detail}")
+
+
+class MlJobTask(DjangoTask):
+    """Records a task's final failure (after its retries) on its job."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        job_id = kwargs.get("job_id", args[0] if args else None)
+        if job_id is not None:
+            _record_failure(job_id, exc)
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+class TrainJobTask(MlJobTask):
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+        job_id = kwargs.get("job_id", args[0] if args else None)
+        job = Job.objects.filter(pk=job_id).first() if job_id else None
+        if job is not None and job.project_id:
+            from models_app.services.training import training_lock_release
+
+            training_lock_release(project_id=job.project_id, job_id=job.pk)
+
+
+@shared_task(base=MlJobTask, name="models_app.embed", **_COMMON)
+def embed_task(self, job_id: int) -> None:
+    from models_app.services.embeddings import embeddings_run
+
+    try:
+        embeddings_run(job_id=job_id)
+    except Job.DoesNotExist:
+        logger.warning("Embedding job %s no longer exists.", job_id)
+
+
+@shared_task(base=TrainJobTask, name="models_app.train", **_COMMON)
+def train_task(self, job_id: int) -> None:
+    from models_app.services.training import training_lock_release, training_run
+
+    try:
+        training_run(job_id=job_id)
+    except Job.DoesNotExist:
+        logger.warning("Training job %s no longer exists.", job_id)
+        return
+    # Success (failures release in on_failure, after the last retry).
+    job = Job.objects.filter(pk=job_id).first()
+    if job is not None:
+        training_lock_release(project_id=job.project_id, job_id=job.pk)
+
+
+def embed_task_enqueue(*, job_id: int) -> None:
+    embed_task.apply_async((job_id,), queue=settings.QUEUE_EMBED)
+
+
+def train_task_enqueue(*, job_id: int) -> None:
+    train_task.apply_async((job_id,), queue=settings.QUEUE_TRAIN)

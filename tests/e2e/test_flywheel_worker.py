@@ -1,0 +1,182 @@
+"""End to end with a real Celery worker process: embed at import, cold-start ranking, an
+annotator labels through the queue, the N-th label triggers training in the worker, the version
+is promoted, the pool is scored, and the queue order follows the model's uncertainty."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection, transaction
+
+from active_learning.services.ranking import al_settings_get
+from labeling.models import Item, Job, Prediction
+from labeling.services.annotations import annotation_submit
+from labeling.services.queue import queue_next_item
+from models_app.models import ModelVersion
+from models_app.services.config import model_settings_get
+from models_app.services.embeddings import embeddings_schedule
+from tests.e2e.test_demo_import_worker import _test_database_url
+from tests.factories import MembershipFactory, UserFactory
+from tests.models_app.factories import topic_project
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT_SECONDS = 300  # a bound so a broken worker fails instead of hanging; not a speed check
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs DATABASE_URL=postgres://...: the worker must open the test database",
+    ),
+]
+
+
+@pytest.fixture
+def worker(tmp_path, settings):
+    settings.EMBEDDING_MODEL = "hashing"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": _test_database_url(),
+        "FLYWHEEL_DATA_DIR": str(settings.DATA_DIR),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "EMBEDDING_MODEL": "hashing",
+    }
+    queues = ",".join(
+        dict.fromkeys([settings.QUEUE_DEFAULT, settings.QUEUE_TRAIN, settings.QUEUE_EMBED])
+    )
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                queues,
+                "-n",
+                f"e2e-al-{os.getpid()}@%h",
+                "-l",
+                "info",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process, log_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait(process, log_path, condition, what):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "worker exited:\n" + log_path.read_text(errors="replace")
+        failed = Job.objects.filter(status=Job.Status.FAILED).first()
+        assert failed is None, f"job failed: {failed.kind} {failed.error}"
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n" + log_path.read_text(errors="replace"))
+
+
+def _queue_order(project):
+    return list(
+        Item.objects.filter(project=project, status="open")
+        .order_by("-priority", "id")
+        .values_list("id", flat=True)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_labels_train_promote_and_rerank_in_a_worker(worker):
+    process, log_path = worker
+    # given an imported project (120 items, 3 topics) that retrains after 15 labels
+    project = topic_project(per_topic=40)
+    model_settings = model_settings_get(project=project)
+    model_settings.retrain_every = 15
+    model_settings.min_labels = 9
+    model_settings.save()
+    al = al_settings_get(project=project)
+    al.strategy = "least_confidence"
+    al.diversity_batch = 0
+    al.cold_start_clusters = 6
+    al.save()
+    annotator = UserFactory(username="e2e-al")
+    MembershipFactory(project=project, user=annotator)
+
+    # when the import completes and schedules embedding, the worker embeds and cold-start ranks
+    with transaction.atomic():
+        embeddings_schedule(project=project)
+    _wait(
+        process,
+        log_path,
+        lambda: Job.objects.filter(project=project, kind="rank", status="succeeded").exists(),
+        "the cold-start ranking",
+    )
+    cold_order = _queue_order(project)
+
+    # when the annotator labels through the queue until the worker has promoted a model
+    labelled = 0
+    while not ModelVersion.objects.filter(project=project, status="active").exists():
+        assert labelled < 90, "no model promoted after 90 labels"
+        for _ in range(15):
+            assignment = queue_next_item(project=project, user=annotator)
+            annotation_submit(
+                project=project,
+                user=annotator,
+                item_id=assignment.item.pk,
+                labels=[assignment.item.metadata["topic"]],
+            )
+            labelled += 1
+        _wait(
+            process,
+            log_path,
+            lambda: (
+                not Job.objects.filter(
+                    project=project, kind="train", status__in=["pending", "running"]
+                ).exists()
+                and Job.objects.filter(project=project, kind="train").exists()
+            ),
+            "the training job",
+        )
+    version = ModelVersion.objects.get(project=project, status="active")
+    _wait(
+        process,
+        log_path,
+        lambda: Job.objects.filter(project=project, kind="score", status="succeeded").exists(),
+        "the scoring job",
+    )
+
+    # then every unlabeled item has a prediction of the promoted version
+    open_ids = set(_queue_order(project))
+    predictions = Prediction.objects.filter(
+        project=project, source_kind="model", source_version=str(version.number)
+    )
+    assert set(predictions.values_list("item_id", flat=True)) == open_ids
+    # and the queue order changed, following the model: the next item served is the one the
+    # model is least confident about
+    assert _queue_order(project) != [i for i in cold_order if i in open_ids]
+    other = UserFactory(username="e2e-al-2")
+    MembershipFactory(project=project, user=other)
+    served = queue_next_item(project=project, user=other)
+    least = predictions.order_by("confidence", "item_id").first()
+    assert served.item.pk == least.item_id
+    assert version.metrics["macro_f1"] > 0.5

@@ -1,0 +1,203 @@
+"""Embedding store, training, evaluate-before-promote, scoring and ranking, against the
+database, with the deterministic hashing embedder and jobs run in-process."""
+
+import numpy as np
+import pytest
+
+from active_learning.services.ranking import al_settings_get
+from labeling.models import Item, Job, Prediction
+from models_app.models import Embedding, HeldOutItem, ModelVersion
+from models_app.services.config import model_settings_get
+from models_app.services.embeddings import embeddings_schedule
+from models_app.services.versions import model_version_promote, model_version_rollback
+from tests.factories import ItemFactory
+from tests.models_app.factories import label_items, topic_project
+from tests.models_app.flywheel import run_pending as _run_pending
+from tests.models_app.flywheel import train_once as _train_once
+
+pytestmark = pytest.mark.django_db
+
+
+def test_each_distinct_text_is_embedded_once(no_broker, django_capture_on_commit_callbacks):
+    # given a project where two items share a text
+    project = topic_project(per_topic=3)
+    ItemFactory(project=project, text=Item.objects.filter(project=project).first().text)
+    # when the embedding job runs
+    with django_capture_on_commit_callbacks(execute=True):
+        job = embeddings_schedule(project=project)
+    _run_pending(no_broker)
+    job.refresh_from_db()
+    # then every distinct text has exactly one vector, stored as float32 with the model name
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    distinct = Item.objects.filter(project=project).values("content_hash").distinct().count()
+    assert Embedding.objects.filter(model_name="hashing").count() == distinct == 9
+    row = Embedding.objects.first()
+    assert row.dim == 256
+    assert len(bytes(row.vector)) == 256 * 4
+    assert job.result["embedded"] == 9
+    # and a second run embeds nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        again = embeddings_schedule(project=project)
+    _run_pending(no_broker)
+    again.refresh_from_db()
+    assert again.result["embedded"] == 0
+
+
+def test_cold_start_ranks_by_representative_sampling(no_broker, django_capture_on_commit_callbacks):
+    project = topic_project(per_topic=10)
+    al = al_settings_get(project=project)
+    al.cold_start_clusters = 3
+    al.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)
+    _run_pending(no_broker)
+    rank_job = Job.objects.get(project=project, kind=Job.Kind.RANK)
+    assert rank_job.status == Job.Status.SUCCEEDED, rank_job.error
+    assert rank_job.result["mode"] == "cold_start"
+    priorities = list(Item.objects.filter(project=project).values_list("priority", flat=True))
+    assert len(set(priorities)) == len(priorities)  # a full order, not all zeros
+
+
+def test_training_promotes_scores_and_reranks(no_broker, django_capture_on_commit_callbacks):
+    # given 90 items, 45 of them labeled by humans
+    project = topic_project(per_topic=30)
+    al = al_settings_get(project=project)
+    al.strategy = "least_confidence"
+    al.diversity_batch = 0
+    al.save()
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:45])
+    # when training runs
+    job = _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # then a version with metrics, parameters, seed and artifact is active
+    version = ModelVersion.objects.get(project=project)
+    assert version.status == ModelVersion.Status.ACTIVE
+    assert job.result["promoted"] is True
+    assert version.classifier == "logistic_regression"
+    assert version.params["class_weight"] == "balanced"
+    assert version.seed == 0
+    assert version.train_size + version.holdout_size == 45
+    assert version.holdout_size == HeldOutItem.objects.filter(project=project).count() > 0
+    for key in ("accuracy", "macro_f1", "log_loss", "ece", "per_class", "confusion"):
+        assert key in version.metrics
+    assert version.metrics["macro_f1"] > 0.8
+    # the held-out items were not trained on
+    held = set(HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True))
+    assert len(held) == version.holdout_size
+    # and the scoring job stored a prediction per unlabeled item with the version
+    score = Job.objects.get(project=project, kind=Job.Kind.SCORE)
+    assert score.status == Job.Status.SUCCEEDED, score.error
+    predictions = Prediction.objects.filter(project=project, source_kind="model")
+    assert predictions.count() == 45
+    assert set(predictions.values_list("source_version", flat=True)) == {"1"}
+    # and the queue is ordered by least confidence: the top item is the least confident one
+    top = Item.objects.filter(project=project, status="open").order_by("-priority", "id").first()
+    least = predictions.order_by("confidence").first()
+    assert top.pk == least.item_id
+    assert top.priority - 10 * score.pk == pytest.approx(1 - least.confidence, abs=1e-4)
+
+
+def test_a_worse_model_is_rejected_with_its_reason(no_broker, django_capture_on_commit_callbacks):
+    project = topic_project(per_topic=30)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:60])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # when the classifier is made too weak (one decision stump for three classes) and retrained
+    settings_row = model_settings_get(project=project)
+    settings_row.classifier = "random_forest"
+    settings_row.classifier_params = {"n_estimators": 1, "max_depth": 1}
+    settings_row.promote_tolerance = 0.0
+    settings_row.save()
+    label_items(items[60:63])
+    job = _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # then it is kept as rejected with the reason, and v1 stays active
+    v1, v2 = ModelVersion.objects.filter(project=project).order_by("number")
+    assert v1.status == ModelVersion.Status.ACTIVE
+    assert v2.status == ModelVersion.Status.REJECTED
+    assert "worse than the active model" in v2.reason
+    assert job.result["promoted"] is False
+    assert v2.metrics["active_on_same_holdout"]["version"] == 1
+
+
+def test_promote_by_hand_and_roll_back(no_broker, django_capture_on_commit_callbacks):
+    project = topic_project(per_topic=30)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:45])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    label_items(items[45:60])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    v1, v2 = ModelVersion.objects.filter(project=project).order_by("number")
+    assert v2.status == ModelVersion.Status.ACTIVE
+    with django_capture_on_commit_callbacks(execute=True):
+        model_version_rollback(project=project)
+    v1.refresh_from_db()
+    v2.refresh_from_db()
+    assert (v1.status, v2.status) == ("active", "retired")
+    _run_pending(no_broker)
+    assert set(
+        Prediction.objects.filter(project=project, source_kind="model").values_list(
+            "source_version", flat=True
+        )
+    ) == {"1"}
+    with django_capture_on_commit_callbacks(execute=True):
+        model_version_promote(version=v2, reason="test")
+    v2.refresh_from_db()
+    assert v2.status == "active"
+
+
+def test_machine_labels_train_but_are_never_held_out(no_broker, django_capture_on_commit_callbacks):
+    project = topic_project(per_topic=30)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:30], machine=True)
+    label_items(items[30:60])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    held = HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True)
+    assert held
+    assert not set(held) & {i.pk for i in items[:30]}
+    version = ModelVersion.objects.get(project=project)
+    assert version.train_size == 60 - len(held)
+
+
+def test_gold_items_are_the_held_out_set(no_broker, django_capture_on_commit_callbacks):
+    project = topic_project(per_topic=30)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    for item in items[:12]:
+        item.is_gold = True
+        item.gold_labels = [item.metadata["topic"]]
+    Item.objects.bulk_update(items[:12], ["is_gold", "gold_labels"])
+    label_items(items[12:50])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    version = ModelVersion.objects.get(project=project)
+    assert version.holdout_source == "gold"
+    assert version.holdout_size == 12
+    assert version.train_size == 38
+
+
+def test_too_few_labels_stays_in_cold_start(no_broker, django_capture_on_commit_callbacks):
+    project = topic_project(per_topic=10)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:4])
+    job = _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    assert job.result["cold_start"] is True
+    assert not ModelVersion.objects.filter(project=project).exists()
+    assert Job.objects.get(project=project, kind=Job.Kind.RANK).status == "succeeded"
+
+
+def test_vectors_snapshot_matches_the_store(no_broker, django_capture_on_commit_callbacks):
+    from models_app.ml.embedding import HashingEmbedder
+    from models_app.services.vectors import vectors_load
+
+    project = topic_project(per_topic=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)
+    _run_pending(no_broker)
+    vectors = vectors_load(project=project, model_name="hashing")
+    item = Item.objects.filter(project=project).order_by("?").first()
+    expected = HashingEmbedder().encode([item.text])[0]
+    np.testing.assert_allclose(vectors.vectors([item.pk])[0], expected, rtol=1e-6)
+    # a new item makes the snapshot stale: it is rebuilt (after embedding) on the next load
+    ItemFactory(project=project, text="brand new text")
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)
+    _run_pending(no_broker)
+    assert len(vectors_load(project=project, model_name="hashing").item_ids) == 16

@@ -1,0 +1,136 @@
+"""Retrain triggers: every N new final labels through the core's hook, "retrain now", and the
+per-project training lock (sequentially in both modes, concurrently on PostgreSQL)."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from labeling.models import Item, Job
+from labeling.services.annotations import annotation_submit
+from labeling.services.queue import queue_next_item
+from models_app.models import ModelSettings
+from models_app.services.config import model_settings_get
+from models_app.services.training import training_lock_release, training_request
+from tests.factories import MembershipFactory, UserFactory
+from tests.models_app.factories import topic_project
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    calls = []
+    monkeypatch.setattr("models_app.tasks.train_task_enqueue", lambda job_id: calls.append(job_id))
+    monkeypatch.setattr("active_learning.tasks.mine_task_enqueue", lambda **kw: None)
+    return calls
+
+
+@pytest.mark.django_db
+def test_retrain_after_every_n_new_final_labels(sent, django_capture_on_commit_callbacks):
+    # given a project that retrains after 3 new final labels
+    project = topic_project(per_topic=5)
+    settings_row = model_settings_get(project=project)
+    settings_row.retrain_every = 3
+    settings_row.save()
+    user = UserFactory()
+    MembershipFactory(project=project, user=user)
+
+    def label_next():
+        with django_capture_on_commit_callbacks(execute=True):
+            assignment = queue_next_item(project=project, user=user)
+            annotation_submit(
+                project=project,
+                user=user,
+                item_id=assignment.item.pk,
+                labels=[assignment.item.metadata["topic"]],
+            )
+
+    # when an annotator gives two labels, nothing is trained
+    label_next()
+    label_next()
+    assert sent == []
+    assert ModelSettings.objects.get(project=project).labels_since_training == 2
+    # the third label queues one training job and resets the count
+    label_next()
+    assert len(sent) == 1
+    job = Job.objects.get(pk=sent[0])
+    assert job.kind == Job.Kind.TRAIN
+    assert "3 new labels" in job.params["reason"]
+    assert ModelSettings.objects.get(project=project).labels_since_training == 0
+
+
+@pytest.mark.django_db
+def test_a_request_while_training_is_folded_into_a_retrain(
+    sent, django_capture_on_commit_callbacks
+):
+    project = topic_project(per_topic=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = training_request(project=project, reason="now")
+    # when a second request comes while the first holds the lock
+    with django_capture_on_commit_callbacks(execute=True):
+        second = training_request(project=project, reason="now")
+    # then no second job exists, but a retrain is pending
+    assert first is not None
+    assert second is None
+    assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN).count() == 1
+    assert ModelSettings.objects.get(project=project).retrain_pending
+    # when the first finishes and releases the lock, the pending retrain starts
+    Job.objects.filter(pk=first.pk).update(status=Job.Status.SUCCEEDED)
+    with django_capture_on_commit_callbacks(execute=True):
+        training_lock_release(project_id=project.pk, job_id=first.pk)
+    assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN).count() == 2
+    assert sent[-1] != first.pk
+    assert not ModelSettings.objects.get(project=project).retrain_pending
+
+
+@pytest.mark.django_db
+def test_a_dead_holder_does_not_block_training_forever(sent, django_capture_on_commit_callbacks):
+    project = topic_project(per_topic=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = training_request(project=project, reason="now")
+    Job.objects.filter(pk=first.pk).update(status=Job.Status.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        second = training_request(project=project, reason="again")
+    assert second is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs DATABASE_URL=postgres://...")
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_triggers_start_one_training(sent):
+    # given a project and its settings row
+    project = topic_project(per_topic=2)
+    model_settings_get(project=project)
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def trigger():
+        try:
+            barrier.wait()
+            results.append(training_request(project=project, reason="race"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    # when two triggers race, each in its own connection
+    for _ in range(20):
+        barrier.reset()
+        results.clear()
+        threads = [threading.Thread(target=trigger) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        # then exactly one started a job; the other left a pending retrain
+        started = [job for job in results if job is not None]
+        assert len(started) == 1
+        assert ModelSettings.objects.get(project=project).training_job_id == started[0].pk
+        assert ModelSettings.objects.get(project=project).retrain_pending
+        # release for the next round (without starting the pending retrain)
+        Job.objects.filter(pk=started[0].pk).update(status=Job.Status.SUCCEEDED)
+        ModelSettings.objects.filter(project=project).update(
+            training_job=None, retrain_pending=False
+        )
+    assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN).count() == 20
+    assert Item.objects.filter(project=project).count() == 6
