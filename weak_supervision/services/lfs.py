@@ -29,7 +29,7 @@ from weak_supervision.services.common import human_labels, load_python_lf_module
 Kind = LabelingFunction.Kind
 
 
-def _validated(*, project: Project, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+def lf_config_validate(*, project: Project, kind: str, config: dict[str, Any]) -> dict[str, Any]:
     labels = project_labels(project=project)
     try:
         clean = normalize_config(kind=kind, config=config, labels=labels)
@@ -67,7 +67,7 @@ def lf_create(
     active: bool = True,
     created_by: AbstractBaseUser | None = None,
 ) -> LabelingFunction:
-    clean = _validated(project=project, kind=kind, config=config)
+    clean = lf_config_validate(project=project, kind=kind, config=config)
     lf = LabelingFunction(
         project=project,
         name=_clean_name(name),
@@ -104,7 +104,7 @@ def lf_update(
     lf = LabelingFunction.objects.select_for_update().get(pk=lf.pk)
     new_kind = kind or lf.kind
     if config is not None or new_kind != lf.kind:
-        clean = _validated(project=lf.project, kind=new_kind, config=config or lf.config)
+        clean = lf_config_validate(project=lf.project, kind=new_kind, config=config or lf.config)
         digest = config_hash(kind=new_kind, config=clean)
         if digest != lf.config_hash:
             lf.version += 1
@@ -202,7 +202,7 @@ def lf_try_sample(
     """Votes of a (possibly unsaved) function on a random sample of items, with the human
     label where there is one, before running it on everything."""
     size = size or settings.WS_SAMPLE_SIZE
-    clean = _validated(project=project, kind=kind, config=config)
+    clean = lf_config_validate(project=project, kind=kind, config=config)
     labels = project_labels(project=project)
     items = _sample_items(project=project, size=size)
     ids = [row["id"] for row in items]
