@@ -110,6 +110,8 @@ def normalize_config(*, kind: str, config: dict[str, Any], labels: Sequence[str]
         raise LFConfigError("The configuration must be an object.", "config")
     label = config.get("label")
     label_required = kind in ("keyword", "regex") or (kind == "classifier" and label)
+    if label_required and not label:
+        raise LFConfigError("Choose the label this function votes for.", "label")
     if label_required and label not in labels:
         raise LFConfigError(
             f"Label '{label}' is not in the project's label set ({', '.join(labels)}).",
