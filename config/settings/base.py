@@ -265,3 +265,23 @@ RANKING_HEAD_SIZE = env_int("RANKING_HEAD_SIZE", 10_000)
 ML_TASK_TIME_LIMIT = env_int("ML_TASK_TIME_LIMIT", 3600)
 # A training job silent this long no longer holds its project's training lock (a dead worker).
 TRAINING_LOCK_STALE_SECONDS = env_int("TRAINING_LOCK_STALE_SECONDS", 1800)
+
+# --- weak_supervision ---------------------------------------------------------------------------
+# Labeling functions, label model, LLM pre-labels and the auto-accept cascade
+# (docs/weak_supervision.md lists every setting).
+WS_APPLY_BATCH_SIZE = env_int("WS_APPLY_BATCH_SIZE", 2000)
+WS_WRITE_BATCH_SIZE = env_int("WS_WRITE_BATCH_SIZE", 2000)
+WS_REGEX_TIMEOUT_SECONDS = env_float("WS_REGEX_TIMEOUT_SECONDS", 0.05)
+WS_SAMPLE_SIZE = env_int("WS_SAMPLE_SIZE", 100)
+WS_TASK_TIME_LIMIT = env_int("WS_TASK_TIME_LIMIT", 3600)
+WS_TASK_SLICE_SECONDS = env_int("WS_TASK_SLICE_SECONDS", 900)
+WS_PYTHON_LF_MODULES = env_list("WS_PYTHON_LF_MODULES", "")
+LLM_CONCURRENCY = env_int("LLM_CONCURRENCY", 8)
+LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 30.0)
+LLM_MAX_ATTEMPTS = env_int("LLM_MAX_ATTEMPTS", 5)
+LLM_BACKOFF_SECONDS = env_float("LLM_BACKOFF_SECONDS", 1.0)
+LLM_LOGPROBS = env_bool("LLM_LOGPROBS", True)
+LLM_PRICE_INPUT_PER_MTOK = env_float("LLM_PRICE_INPUT_PER_MTOK", 0.0)
+LLM_PRICE_OUTPUT_PER_MTOK = env_float("LLM_PRICE_OUTPUT_PER_MTOK", 0.0)
+LLM_MAX_TEXT_CHARS = env_int("LLM_MAX_TEXT_CHARS", 8000)
+LLM_WRITE_BATCH_SIZE = env_int("LLM_WRITE_BATCH_SIZE", 200)

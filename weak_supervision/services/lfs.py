@@ -1,0 +1,278 @@
+"""Labeling functions: create, edit (new version), delete, try on a sample, and what the apply
+job needs (the effective version and the compiled function)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Min
+
+from labeling.errors import ApplicationError
+from labeling.models import Item, Prediction, Project
+from weak_supervision import registry
+from weak_supervision.lf_eval import (
+    CompiledLF,
+    LFConfigError,
+    LFTooSlow,
+    classifier_vote,
+    compile_lf,
+    config_hash,
+    normalize_config,
+)
+from weak_supervision.models import LabelingFunction, LFVote
+from weak_supervision.services.common import human_labels, load_python_lf_modules, project_labels
+
+Kind = LabelingFunction.Kind
+
+
+def lf_config_validate(*, project: Project, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    labels = project_labels(project=project)
+    try:
+        clean = normalize_config(kind=kind, config=config, labels=labels)
+    except LFConfigError as exc:
+        raise ApplicationError(exc.message, {"field": exc.field}) from None
+    if kind == Kind.PYTHON:
+        load_python_lf_modules()
+        if registry.registered(clean["function"]) is None:
+            names = ", ".join(registry.registered_names()) or "none"
+            raise ApplicationError(
+                f"No Python labeling function is registered as '{clean['function']}' "
+                f"(registered: {names}).",
+                {"field": "function"},
+            )
+    return clean
+
+
+def _clean_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("Give the function a name.", {"field": "name"})
+    if len(name) > 100:
+        raise ApplicationError("The name is longer than 100 characters.", {"field": "name"})
+    return name
+
+
+@transaction.atomic
+def lf_create(
+    *,
+    project: Project,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    description: str = "",
+    active: bool = True,
+    created_by: AbstractBaseUser | None = None,
+) -> LabelingFunction:
+    clean = lf_config_validate(project=project, kind=kind, config=config)
+    lf = LabelingFunction(
+        project=project,
+        name=_clean_name(name),
+        kind=kind,
+        config=clean,
+        config_hash=config_hash(kind=kind, config=clean),
+        description=(description or "")[:500],
+        active=active,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    try:
+        with transaction.atomic():
+            lf.save()
+    except IntegrityError:
+        raise ApplicationError(
+            f"A labeling function named '{lf.name}' already exists in this project.",
+            {"field": "name"},
+        ) from None
+    return lf
+
+
+@transaction.atomic
+def lf_update(
+    *,
+    lf: LabelingFunction,
+    name: str | None = None,
+    kind: str | None = None,
+    config: dict[str, Any] | None = None,
+    description: str | None = None,
+    active: bool | None = None,
+) -> LabelingFunction:
+    """Edit a function. A change of kind or specification bumps its version, so the next apply
+    job re-runs this function (and only it)."""
+    lf = LabelingFunction.objects.select_for_update().get(pk=lf.pk)
+    new_kind = kind or lf.kind
+    if config is not None or new_kind != lf.kind:
+        clean = lf_config_validate(project=lf.project, kind=new_kind, config=config or lf.config)
+        digest = config_hash(kind=new_kind, config=clean)
+        if digest != lf.config_hash:
+            lf.version += 1
+            lf.config, lf.config_hash, lf.kind = clean, digest, new_kind
+    if name is not None:
+        lf.name = _clean_name(name)
+    if description is not None:
+        lf.description = description[:500]
+    if active is not None:
+        lf.active = bool(active)
+    try:
+        with transaction.atomic():
+            lf.save()
+    except IntegrityError:
+        raise ApplicationError(
+            f"A labeling function named '{lf.name}' already exists in this project.",
+            {"field": "name"},
+        ) from None
+    return lf
+
+
+def lf_delete(*, lf: LabelingFunction) -> None:
+    """Delete a function and its votes (cascade)."""
+    lf.delete()
+
+
+def active_model_source(*, project: Project, source_id: str = "") -> tuple[str, str] | None:
+    """(source_id, source_version) of the classifier whose predictions a classifier function
+    reads: the named model's newest version, or the newest model predictions of the project."""
+    predictions = Prediction.objects.filter(
+        project=project, source_kind=Prediction.SourceKind.MODEL
+    )
+    if source_id:
+        predictions = predictions.filter(source_id=source_id)
+    newest = predictions.order_by("-created_at", "-id").values("source_id", "source_version")[:1]
+    row = next(iter(newest), None)
+    return (row["source_id"], row["source_version"]) if row else None
+
+
+def lf_effective_version(*, lf: LabelingFunction) -> str:
+    """The version recorded with each vote: the function's own, plus what else decides its
+    votes (the code of a Python function, the model version a classifier function reads)."""
+    if lf.kind == Kind.PYTHON:
+        load_python_lf_modules()
+        found = registry.registered(lf.config.get("function", ""))
+        return f"{lf.version}.py{found.version if found else '-missing'}"
+    if lf.kind == Kind.CLASSIFIER:
+        source = active_model_source(project=lf.project, source_id=lf.config.get("source_id", ""))
+        return f"{lf.version}.m{source[0]}@{source[1]}" if source else f"{lf.version}.m-none"
+    return str(lf.version)
+
+
+def lf_compile(*, lf_id: Any, kind: str, config: dict[str, Any], labels: list[str]) -> CompiledLF:
+    function = None
+    if kind == Kind.PYTHON:
+        load_python_lf_modules()
+        found = registry.registered(config.get("function", ""))
+        function = found.function if found else None
+    try:
+        return compile_lf(
+            key=lf_id,
+            kind=kind,
+            config=config,
+            labels=labels,
+            function=function,
+            timeout=settings.WS_REGEX_TIMEOUT_SECONDS,
+        )
+    except LFConfigError as exc:
+        raise ApplicationError(exc.message, {"field": exc.field}) from None
+
+
+def _sample_items(*, project: Project, size: int) -> list[dict[str, Any]]:
+    """About `size` random items without sorting the whole table: random ids in the id range,
+    topped up with the first items when ids are sparse."""
+    bounds = Item.objects.filter(project=project).aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return []
+    rng = random.Random()
+    candidates = {rng.randint(bounds["lo"], bounds["hi"]) for _ in range(size * 3)}
+    rows = list(Item.objects.filter(project=project, pk__in=candidates).values("id", "text")[:size])
+    if len(rows) < size:
+        seen = {r["id"] for r in rows}
+        rows += list(
+            Item.objects.filter(project=project)
+            .exclude(pk__in=seen)
+            .order_by("id")
+            .values("id", "text")[: size - len(rows)]
+        )
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def lf_try_sample(
+    *, project: Project, kind: str, config: dict[str, Any], size: int | None = None
+) -> dict[str, Any]:
+    """Votes of a (possibly unsaved) function on a random sample of items, with the human
+    label where there is one, before running it on everything."""
+    size = size or settings.WS_SAMPLE_SIZE
+    clean = lf_config_validate(project=project, kind=kind, config=config)
+    labels = project_labels(project=project)
+    items = _sample_items(project=project, size=size)
+    ids = [row["id"] for row in items]
+    stats: dict[str, Any] = {}
+    error = ""
+    if kind == Kind.CLASSIFIER:
+        source = active_model_source(project=project, source_id=clean.get("source_id", ""))
+        votes: list[str | None] = [None] * len(items)
+        if source is None:
+            error = "No model predictions in this project yet: the function abstains everywhere."
+        else:
+            predictions = dict(
+                (p[0], (p[1], p[2]))
+                for p in Prediction.objects.filter(
+                    project=project,
+                    source_kind=Prediction.SourceKind.MODEL,
+                    source_id=source[0],
+                    source_version=source[1],
+                    item_id__in=ids,
+                ).values_list("item_id", "labels", "confidence")
+            )
+            for n, item_id in enumerate(ids):
+                labels_conf = predictions.get(item_id)
+                if labels_conf:
+                    votes[n] = classifier_vote(
+                        labels=labels_conf[0] or [],
+                        confidence=labels_conf[1],
+                        threshold=clean["threshold"],
+                        label=clean.get("label"),
+                    )
+    else:
+        compiled = lf_compile(lf_id=None, kind=kind, config=clean, labels=labels)
+        try:
+            votes = compiled.vote_many([row["text"] for row in items])
+        except LFTooSlow as exc:
+            votes = [None] * len(items)
+            error = str(exc)
+        stats = compiled.stats.as_dict()
+        if compiled.stats.first_error:
+            error = error or compiled.stats.first_error
+    truth = human_labels(project=project, item_ids=ids)
+    judged = [(v, truth[i]) for v, i in zip(votes, ids, strict=True) if v and i in truth]
+    voted = sum(1 for v in votes if v)
+    return {
+        "config": clean,
+        "sample_size": len(items),
+        "votes": voted,
+        "coverage": voted / len(items) if items else 0.0,
+        "accuracy": (sum(v == t for v, t in judged) / len(judged)) if judged else None,
+        "judged": len(judged),
+        "error": error,
+        "stats": stats,
+        "rows": [
+            {
+                "item_id": row["id"],
+                "text": row["text"][:300],
+                "vote": vote,
+                "human_label": truth.get(row["id"]),
+            }
+            for row, vote in zip(items, votes, strict=True)
+        ],
+    }
+
+
+def lf_vote_counts(*, project: Project) -> dict[int, int]:
+    from django.db.models import Count
+
+    return dict(
+        LFVote.objects.filter(project=project)
+        .values_list("lf_id")
+        .annotate(n=Count("id"))
+        .values_list("lf_id", "n")
+    )

@@ -1,0 +1,101 @@
+"""Celery tasks of the pre-label pipeline: thin interfaces that load a job by id and call its
+service. Every task is idempotent (`job_start` ignores finished jobs; votes and predictions are
+upserts; LLM answers are cached) so ``acks_late`` redelivery is safe."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from labeling.errors import ApplicationError
+from labeling.models import Job
+from labeling.services.jobs import job_fail
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+class WSJobTask(DjangoTask):
+    """Records a task's final failure (after its retries) on the job it ran for."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        job_id = kwargs.get("job_id", args[0] if args else None)
+        if job_id is not None:
+            if isinstance(exc, ApplicationError):
+                error = exc.message
+            else:
+                trace = "".join(traceback.format_tb(exc.__traceback__))
+                error = f"{type(exc).__name__}: {exc}\n\n{trace}"
+            job_fail(job_id=job_id, error=error)
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+_COMMON = {
+    "bind": True,
+    "base": WSJobTask,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "time_limit": settings.WS_TASK_TIME_LIMIT,
+    "soft_time_limit": max(1, settings.WS_TASK_TIME_LIMIT - 30),
+    "autoretry_for": TRANSIENT_DB_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="weak_supervision.apply_lfs", **_COMMON)
+def apply_lfs_task(self, job_id: int) -> None:
+    from weak_supervision.services.apply import apply_run
+
+    deadline = time.monotonic() + settings.WS_TASK_SLICE_SECONDS
+    try:
+        job = apply_run(job_id=job_id, deadline=deadline)
+    except Job.DoesNotExist:
+        logger.warning("Apply job %s no longer exists.", job_id)
+        return
+    if job.status == Job.Status.RUNNING:
+        apply_lfs_task.apply_async((job_id,), queue=settings.QUEUE_DEFAULT)
+
+
+@shared_task(name="weak_supervision.label_model", **_COMMON)
+def label_model_task(self, job_id: int) -> None:
+    from weak_supervision.services.label_model import label_model_run
+
+    label_model_run(job_id=job_id)
+
+
+@shared_task(name="weak_supervision.llm", **_COMMON)
+def llm_task(self, job_id: int) -> None:
+    from weak_supervision.services.llm import llm_run
+
+    llm_run(job_id=job_id)
+
+
+@shared_task(name="weak_supervision.cascade", **_COMMON)
+def cascade_task(self, job_id: int) -> None:
+    from weak_supervision.services.cascade import cascade_run
+
+    cascade_run(job_id=job_id)
+
+
+def enqueue(*, job: Job) -> None:
+    """Send a job's task to its queue (queue names read at send time). Call on commit."""
+    if job.kind == Job.Kind.LABELING_FUNCTIONS:
+        apply_lfs_task.apply_async((job.pk,), queue=settings.QUEUE_DEFAULT)
+    elif job.kind == Job.Kind.LABEL_MODEL:
+        label_model_task.apply_async((job.pk,), queue=settings.QUEUE_DEFAULT)
+    elif job.kind == Job.Kind.LLM:
+        llm_task.apply_async((job.pk,), queue=settings.QUEUE_LLM)
+    elif job.params.get("action") == "cascade":
+        cascade_task.apply_async((job.pk,), queue=settings.QUEUE_DEFAULT)
+    else:
+        raise ValueError(f"Job {job.pk} ({job.kind}) is not a pre-label job.")
