@@ -239,12 +239,16 @@ def krippendorff_alpha_nominal(counts: np.ndarray) -> Figure:
     return Figure(float(alpha), int(c.shape[0]))
 
 
-def per_label_agreement(counts: np.ndarray) -> list[dict]:
+def per_label_agreement(counts: np.ndarray, *, ratings: np.ndarray | None = None) -> list[dict]:
     """For each label, its ratings binarised (this label vs any other): Krippendorff's alpha,
     positive specific agreement (how often a second rater also chose the label when one
-    did) and the number of pairable items where anyone chose it."""
+    did) and the number of pairable items where anyone chose it.
+
+    ``counts[i, c]``: ratings of item i that include label c. ``ratings[i]``: ratings of item
+    i (default: the row sums, right for single-label data; pass it for multi-label data, where
+    one rating may include several labels)."""
     counts = np.asarray(counts, dtype=np.float64)
-    m = counts.sum(axis=1)
+    m = counts.sum(axis=1) if ratings is None else np.asarray(ratings, dtype=np.float64)
     pairable = m >= 2
     out = []
     for c in range(counts.shape[1]):

@@ -21,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labeling.models import Project
+from quality import hooks as quality_hooks
 
 
 def after_annotations_changed(*, project: Project, item_ids: Sequence[int]) -> None:
     """Human annotations of these items were created, edited or retracted."""
+    quality_hooks.annotations_changed(project=project, item_ids=item_ids)
 
 
 def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> None:
