@@ -40,9 +40,11 @@ def test_complete_items_get_a_final_label_ties_wait_for_a_reviewer_incomplete_it
     assert tie.final_lineage["needs_adjudication"] is True
     assert tie.final_lineage["reason"] == "tie"
     assert tie.final_lineage["proposed"] == ["pos"]  # tie rule: first label in order
-    assert partial.final_labels is None and partial.final_lineage is None
+    assert partial.final_labels is None
+    assert partial.final_lineage is None
     assert list(adjudication_queue(project=project)) == [tie]
-    assert summary["final"] == 1 and summary["awaiting_adjudication"] == 1
+    assert summary["final"] == 1
+    assert summary["awaiting_adjudication"] == 1
     # Training ignores the item awaiting adjudication
     assert training_labels(project=project).item_ids == [clear.pk]
     # Re-running changes nothing (idempotent)
@@ -124,7 +126,8 @@ def test_many_annotations_queue_one_coalesced_job(queued, django_capture_on_comm
     (_, (job_id,), options) = queued[0]
     assert options["countdown"] >= 0
     job = Job.objects.get(pk=job_id)
-    assert job.kind == Job.Kind.AGGREGATE and job.status == Job.Status.PENDING
+    assert job.kind == Job.Kind.AGGREGATE
+    assert job.status == Job.Status.PENDING
     # When the job runs, the flag clears, and the next change queues exactly one more job.
     aggregation_job_run(job_id=job_id)
     job.refresh_from_db()
