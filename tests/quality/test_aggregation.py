@@ -53,7 +53,8 @@ def _simulate(seed, *, n_items=1500, n_labels=4, per_item=3):
 
 def _oracle_accuracy(t, truths, confusions):
     log_post = np.zeros((t.n_items, t.n_labels))
-    np.add.at(log_post, t.item, np.log(confusions[t.worker, :, t.label]))
+    with np.errstate(divide="ignore"):
+        np.add.at(log_post, t.item, np.log(confusions[t.worker, :, t.label]))
     return (log_post.argmax(axis=1) == truths).mean()
 
 
