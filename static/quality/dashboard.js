@@ -42,6 +42,8 @@
               borderColor: palette[i % palette.length],
               backgroundColor: palette[i % palette.length],
               spanGaps: true,
+              pointRadius: 4,
+              clip: false,
             };
           }),
         },
