@@ -285,3 +285,16 @@ LLM_PRICE_INPUT_PER_MTOK = env_float("LLM_PRICE_INPUT_PER_MTOK", 0.0)
 LLM_PRICE_OUTPUT_PER_MTOK = env_float("LLM_PRICE_OUTPUT_PER_MTOK", 0.0)
 LLM_MAX_TEXT_CHARS = env_int("LLM_MAX_TEXT_CHARS", 8000)
 LLM_WRITE_BATCH_SIZE = env_int("LLM_WRITE_BATCH_SIZE", 200)
+
+# --- quality ------------------------------------------------------------------------------------
+# Re-aggregation after annotation changes is coalesced: the first change queues one job that
+# starts QUALITY_AGGREGATION_DELAY_SECONDS later; changes until it starts ride along with it. A
+# request flag older than QUALITY_AGGREGATION_STALE_SECONDS (a lost job) no longer blocks a new one.
+QUALITY_AGGREGATION_DELAY_SECONDS = env_int("QUALITY_AGGREGATION_DELAY_SECONDS", 10)
+QUALITY_AGGREGATION_STALE_SECONDS = env_int("QUALITY_AGGREGATION_STALE_SECONDS", 900)
+QUALITY_TASK_TIME_LIMIT = env_int("QUALITY_TASK_TIME_LIMIT", 1800)
+QUALITY_WRITE_BATCH_SIZE = env_int("QUALITY_WRITE_BATCH_SIZE", 1000)
+# How long the agreement report of a project is cached (seconds; 0 = always recomputed).
+QUALITY_REPORT_CACHE_SECONDS = env_int("QUALITY_REPORT_CACHE_SECONDS", 30)
+# Largest crowd-label or gold file accepted (rows).
+QUALITY_IMPORT_MAX_ROWS = env_int("QUALITY_IMPORT_MAX_ROWS", 2_000_000)

@@ -22,10 +22,12 @@ from collections.abc import Sequence
 
 from labeling.models import Project
 from models_app.services.triggers import flywheel_final_labels_changed
+from quality import hooks as quality_hooks
 
 
 def after_annotations_changed(*, project: Project, item_ids: Sequence[int]) -> None:
     """Human annotations of these items were created, edited or retracted."""
+    quality_hooks.annotations_changed(project=project, item_ids=item_ids)
 
 
 def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> None:

@@ -1,0 +1,2 @@
+"""Writes of the quality app: settings, aggregation into final labels, adjudication, gold,
+crowd-label import."""

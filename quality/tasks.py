@@ -1,0 +1,82 @@
+"""Celery tasks of the quality app: thin interfaces that load a job by id and call a service."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from celery import shared_task
+from celery.contrib.django.task import DjangoTask
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from labeling.models import Job
+from labeling.services.jobs import job_fail
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
+
+
+class QualityJobTask(DjangoTask):
+    """Records a task's final failure (after its retries) on its job, visibly."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        job_id = kwargs.get("job_id", args[0] if args else None)
+        if job_id is not None:
+            trace = "".join(traceback.format_tb(exc.__traceback__))
+            job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{trace}")
+        super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+@shared_task(
+    bind=True,
+    base=QualityJobTask,
+    name="quality.aggregate",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=settings.QUALITY_TASK_TIME_LIMIT,
+    soft_time_limit=max(1, settings.QUALITY_TASK_TIME_LIMIT - 30),
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+)
+def aggregate_task(self, job_id: int) -> None:
+    """Re-aggregate a project's final labels. Idempotent: re-running computes the same labels
+    and writes only what differs."""
+    from quality.services.aggregation import aggregation_job_run
+
+    try:
+        aggregation_job_run(job_id=job_id)
+    except Job.DoesNotExist:
+        logger.warning("Aggregation job %s no longer exists; nothing to do.", job_id)
+
+
+def aggregate_task_enqueue(*, job_id: int, countdown: int = 0) -> None:
+    aggregate_task.apply_async((job_id,), queue=settings.QUEUE_DEFAULT, countdown=countdown)
+
+
+@shared_task(
+    bind=True,
+    base=QualityJobTask,
+    name="quality.crowd_import",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=settings.QUALITY_TASK_TIME_LIMIT,
+    soft_time_limit=max(1, settings.QUALITY_TASK_TIME_LIMIT - 30),
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=5,
+    retry_jitter=True,
+    max_retries=5,
+)
+def crowd_import_task(self, job_id: int) -> None:
+    """Import a stored crowd-label file into its project (all or nothing)."""
+    from quality.services.crowd_import import crowd_import_job_run
+
+    crowd_import_job_run(job_id=job_id)
+
+
+def crowd_import_task_enqueue(*, job_id: int) -> None:
+    crowd_import_task.apply_async((job_id,), queue=settings.QUEUE_IMPORT)
