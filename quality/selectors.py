@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
 from labeling.models import Annotation, Item, Project
 from quality import agreement
@@ -179,8 +179,21 @@ def _fig(figure: agreement.Figure) -> dict:
 
 def agreement_report(*, project: Project, use_cache: bool = True) -> dict:
     """Agreement per project, per label and per annotator, with the support of each figure.
-    Cached for QUALITY_REPORT_CACHE_SECONDS. JSON-ready."""
-    key = f"flywheel:quality:report:{project.pk}"
+    Cached for QUALITY_REPORT_CACHE_SECONDS while the annotations and the aggregation are
+    unchanged (adjudication and gold changes show after that time). JSON-ready."""
+    # The key changes with the data it summarises (annotations added, edited or retracted,
+    # a new aggregation), so the cache only spares recomputing an unchanged report.
+    state = Annotation.objects.filter(project=project).aggregate(
+        n=Count("pk"), last=Max("updated_at")
+    )
+    aggregated = quality_settings_get(project=project).aggregated_at
+    key = "flywheel:quality:report:{}:{}:{}:{}:{}".format(
+        project.pk,
+        project.created_at.timestamp(),
+        state["n"],
+        state["last"].timestamp() if state["last"] else 0,
+        aggregated.timestamp() if aggregated else 0,
+    )
     if use_cache and settings.QUALITY_REPORT_CACHE_SECONDS > 0:
         cached = cache.get(key)
         if cached is not None:

@@ -145,3 +145,39 @@ def test_k1_projects_do_not_queue_aggregation(queued, django_capture_on_commit_c
     with django_capture_on_commit_callbacks(execute=True):
         answer(project, ItemFactory(project=project), a, "pos")
     assert queued == []
+
+
+def test_training_labels_contract_weights_machine_and_gold():
+    project, _, _, _ = project_with_members(k=1)
+    human = ItemFactory(
+        project=project,
+        final_labels=["pos"],
+        final_confidence=0.7,
+        final_lineage={"method": "dawid_skene", "version": "1"},
+    )
+    machine = ItemFactory(
+        project=project,
+        final_labels=["neg"],
+        final_confidence=0.9,
+        final_lineage={"method": "auto_accept", "version": "1", "machine": True},
+    )
+    gold = ItemFactory(
+        project=project,
+        is_gold=True,
+        gold_labels=["neutral"],
+        final_labels=["neutral"],
+        final_confidence=1.0,
+        final_lineage={"method": "gold", "version": "1"},
+    )
+    ItemFactory(
+        project=project,
+        final_labels=None,
+        final_lineage={"method": "majority_vote", "needs_adjudication": True},
+    )
+    plain = training_labels(project=project)
+    assert plain.item_ids == [human.pk, machine.pk, gold.pk]
+    assert plain.labels == [["pos"], ["neg"], ["neutral"]]
+    assert plain.weights == [1.0, 1.0, 1.0]
+    assert training_labels(project=project, weighted=True).weights == [0.7, 0.9, 1.0]
+    assert training_labels(project=project, include_machine=False).item_ids == [human.pk, gold.pk]
+    assert training_labels(project=project, include_gold=False).item_ids == [human.pk, machine.pk]
