@@ -138,14 +138,20 @@ def run_pipeline(texts: list[str], truth: dict[str, str]):
         ws.cascade_verify_fraction = VERIFY
         ws.save()
         started = time.perf_counter()
-        job = llm_run(job_id=job_create(kind=Job.Kind.LLM, project=project,
-                                        params={"scope": "all", "eval_sample": 0}).pk)
-        print(f"LLM job: {job.message} ({time.perf_counter() - started:.1f} s, "
-              f"{server.stats['requests']} HTTP requests)")
+        job = llm_run(
+            job_id=job_create(
+                kind=Job.Kind.LLM, project=project, params={"scope": "all", "eval_sample": 0}
+            ).pk
+        )
+        print(
+            f"LLM job: {job.message} ({time.perf_counter() - started:.1f} s, "
+            f"{server.stats['requests']} HTTP requests)"
+        )
     ws.cascade_enabled = True
     ws.save()
-    job = cascade_run(job_id=job_create(kind=Job.Kind.OTHER, project=project,
-                                        params={"action": "cascade"}).pk)
+    job = cascade_run(
+        job_id=job_create(kind=Job.Kind.OTHER, project=project, params={"action": "cascade"}).pk
+    )
     print(f"cascade job: {job.message}")
     decisions = {
         d.item.text: (d.labels[0], d.confidence, d.verify)
@@ -169,8 +175,10 @@ def main() -> None:
     X_test, y_test = emb[test], y[test]
     full = macro_f1(emb[pool], y[pool], X_test, y_test)
     target = 0.95 * full
-    print(f"{len(texts)} articles: pool {len(pool)}, test {len(test)}; full-data macro-F1 "
-          f"{full:.4f}; target (95%) {target:.4f}")
+    print(
+        f"{len(texts)} articles: pool {len(pool)}, test {len(test)}; full-data macro-F1 "
+        f"{full:.4f}; target (95%) {target:.4f}"
+    )
 
     steps = [s for s in STEPS if s <= len(pool)]
     # Without the cascade.
@@ -184,8 +192,10 @@ def main() -> None:
         baseline.append(curve)
     base_needed = [needed(c, target) for c in baseline]
     print(f"\nwithout cascade: human labels needed per order {base_needed}; mean curve:")
-    print("  " + "  ".join(f"{n}:{np.mean([c[i][1] for c in baseline]):.3f}"
-                           for i, n in enumerate(steps)))
+    print(
+        "  "
+        + "  ".join(f"{n}:{np.mean([c[i][1] for c in baseline]):.3f}" for i, n in enumerate(steps))
+    )
 
     # With the cascade (real pipeline).
     pool_texts = [texts[i] for i in pool]
@@ -195,13 +205,17 @@ def main() -> None:
     acc_labels = np.array([decisions[texts[i]][0] for i in accepted])
     acc_conf = np.array([decisions[texts[i]][1] for i in accepted])
     verify = [i for i in accepted if decisions[texts[i]][2]]
-    correct = (acc_labels == y[accepted])
+    correct = acc_labels == y[accepted]
     v_ok = sum(decisions[texts[i]][0] == labels[i] for i in verify)
     ci = wilson_interval(v_ok, len(verify))
-    print(f"auto-accepted {len(accepted)} of {len(pool)} pool items "
-          f"({len(accepted) / len(pool):.1%}); true precision {correct.mean():.4f}; "
-          f"measured on the {len(verify)}-item verification sample: "
-          f"{v_ok / max(1, len(verify)):.4f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+    print(
+        f"auto-accepted {len(accepted)} of {len(pool)} pool items "
+        f"({len(accepted) / len(pool):.1%}); true precision {correct.mean():.4f}; "
+        f"measured on the {len(verify)}-item verification sample: "
+        f"{v_ok / max(1, len(verify)):.4f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+        if ci
+        else ""
+    )
     per_class = {
         c: f"{int((y[accepted][acc_labels == c] == c).sum())}/{int((acc_labels == c).sum())}"
         for c in sorted(LLM_ACCURACY)
@@ -216,6 +230,8 @@ def main() -> None:
         "accepted with weight 1": np.ones(len(accepted)),
     }
     print(f"\nwith cascade: {len(left)} items left to humans (+{len(verify)} verification)")
+    only = macro_f1(emb[accepted], acc_labels, X_test, y_test, acc_conf)
+    print(f"  accepted pre-labels alone (0 human labels, weighted by confidence): F1 {only:.4f}")
     for name, weights in variants.items():
         results = []
         curves = []
@@ -234,8 +250,10 @@ def main() -> None:
                     break
             curves.append(curve)
             results.append(needed(curve, target))
-        print(f"  {name}: human labels needed per order {results}; F1 with only the "
-              f"verification labels: {np.mean([c[0][1] for c in curves]):.4f}")
+        print(
+            f"  {name}: human labels needed per order {results}; F1 with only the "
+            f"verification labels: {np.mean([c[0][1] for c in curves]):.4f}"
+        )
     # Does training on accepted pre-labels help? Same human labels, without them.
     print("  without the accepted pre-labels (human labels on the left-over items only):")
     res = []
