@@ -74,13 +74,17 @@ def main() -> None:
     try:
         assert server.stdout is not None
         print(server.stdout.readline().strip())
+        # A fresh run id: the response cache is shared across projects, so reused texts
+        # would be answered from it.
+        run_id = int(time.time())
         project = project_create(
-            name=f"llm-throughput-{int(time.time())}",
+            name=f"llm-throughput-{run_id}",
             labels=["business", "entertainment", "politics", "sport", "tech"],
             guidelines="Classify the news article by topic.",
         )
         texts = [
-            f"Article {n}: shares rose as the minister met the league coach about a new chip "
+            f"Article {n} of run {run_id}: shares rose as the minister met the league coach "
+            f"about a new chip "
             f"and an album release, item {n}."
             for n in range(args.items)
         ]

@@ -3,6 +3,7 @@ non-members get 404 (see `labeling.api.permissions`)."""
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
@@ -180,7 +181,7 @@ class LFApplyApi(ApiView):
 
 class LFAnalysisApi(ApiView):
     @extend_schema(
-        responses=serializers.JSONField,
+        responses=OpenApiTypes.OBJECT,
         operation_id="lf_analysis",
         summary="Coverage, overlap, conflict, polarity and accuracy per function",
         tags=TAGS,
@@ -195,7 +196,7 @@ class LabelModelRunApi(ApiView):
         method = serializers.ChoiceField(choices=sorted(METHODS), required=False)
 
     @extend_schema(
-        responses=serializers.JSONField,
+        responses=OpenApiTypes.OBJECT,
         operation_id="label_model_retrieve",
         summary="The current label model run",
         tags=TAGS,
@@ -228,7 +229,7 @@ class LLMRunApi(ApiView):
         eval_sample = serializers.IntegerField(required=False, default=100, min_value=0)
 
     @extend_schema(
-        responses=serializers.JSONField,
+        responses=OpenApiTypes.OBJECT,
         operation_id="llm_report",
         summary="LLM usage, cost and accuracy per class against human labels",
         tags=TAGS,
@@ -254,7 +255,7 @@ class LLMRunApi(ApiView):
 
 class CascadeRunApi(ApiView):
     @extend_schema(
-        responses=serializers.JSONField,
+        responses=OpenApiTypes.OBJECT,
         operation_id="cascade_report",
         summary="What settled each item; precision of auto-acceptance",
         tags=TAGS,
@@ -334,7 +335,7 @@ class SettingsApi(ApiView):
 
 class DashboardApi(ApiView):
     @extend_schema(
-        responses=serializers.JSONField,
+        responses=OpenApiTypes.OBJECT,
         operation_id="prelabel_dashboard",
         summary="Everything the pre-label dashboard shows",
         tags=TAGS,

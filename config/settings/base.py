@@ -285,6 +285,10 @@ LLM_PRICE_INPUT_PER_MTOK = env_float("LLM_PRICE_INPUT_PER_MTOK", 0.0)
 LLM_PRICE_OUTPUT_PER_MTOK = env_float("LLM_PRICE_OUTPUT_PER_MTOK", 0.0)
 LLM_MAX_TEXT_CHARS = env_int("LLM_MAX_TEXT_CHARS", 8000)
 LLM_WRITE_BATCH_SIZE = env_int("LLM_WRITE_BATCH_SIZE", 200)
+# The API has two "kind" enums (jobs, labeling functions): name the second one.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["LabelingFunctionKindEnum"] = (
+    "weak_supervision.models.LabelingFunction.Kind"
+)
 
 # --- quality ------------------------------------------------------------------------------------
 # Re-aggregation after annotation changes is coalesced: the first change queues one job that

@@ -222,7 +222,9 @@ def apply_run(*, job_id: int, deadline: float | None = None) -> Job:
         LabelingFunction.objects.bulk_update(
             lfs, ["applied_stats", "applied_version", "applied_at"]
         )
-        failed = [by_pk[int(k)].name for k, s in stats.items() if s.get("error")]
+        failed = [
+            by_pk[int(k)].name for k, s in stats.items() if s.get("error") and int(k) in by_pk
+        ]
         message = f"Applied {len(lfs) - len(failed)} function(s) to {done} items"
         if failed:
             message += f"; stopped: {', '.join(failed)} (see the function's error)"

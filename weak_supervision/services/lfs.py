@@ -23,7 +23,7 @@ from weak_supervision.lf_eval import (
     config_hash,
     normalize_config,
 )
-from weak_supervision.models import LabelingFunction, LFVote
+from weak_supervision.models import LabelingFunction
 from weak_supervision.services.common import human_labels, load_python_lf_modules, project_labels
 
 Kind = LabelingFunction.Kind
@@ -266,13 +266,3 @@ def lf_try_sample(
         ],
     }
 
-
-def lf_vote_counts(*, project: Project) -> dict[int, int]:
-    from django.db.models import Count
-
-    return dict(
-        LFVote.objects.filter(project=project)
-        .values_list("lf_id")
-        .annotate(n=Count("id"))
-        .values_list("lf_id", "n")
-    )
