@@ -21,3 +21,11 @@ if "FLYWHEEL_DATA_DIR" not in _os.environ:
 
 # Tests read progress right after writing it.
 PROGRESS_CACHE_SECONDS = 0
+
+# Without a broker in the environment (the laptop run), tasks that tests enqueue on commit go to
+# an in-memory transport and vanish with the process instead of piling up under var/broker.
+# CI sets CELERY_BROKER_URL (Redis) and the end-to-end tests' real worker consumes from it; with
+# PostgreSQL but no broker set, the end-to-end tests share the filesystem broker with their worker.
+if "CELERY_BROKER_URL" not in _os.environ and not DATABASE_URL.startswith("postgres"):  # noqa: F405
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
