@@ -154,16 +154,19 @@ def run_one(
         order = candidates[np.argsort(-priorities[candidates], kind="stable")]
         labelled[order[:n]] = True
 
+    # Cold start as in the live system: one representative ranking of the pool (k-means),
+    # served from the top until the model is usable.
+    representative = (
+        representative_priorities(vectors=Xp, n_clusters=clusters, seed=seed)
+        if variant.cold_start == "kmeans"
+        else None
+    )
+
     def cold_pick(n: int) -> None:
-        if variant.cold_start == "random":
+        if representative is None:
             take(rng.random(len(yp)), n)
         else:
-            pri = np.full(len(yp), -np.inf)
-            pool = np.flatnonzero(~labelled)
-            pri[pool] = representative_priorities(
-                vectors=Xp[pool], n_clusters=max(clusters, n), seed=seed + int(labelled.sum())
-            )
-            take(pri, n)
+            take(representative, n)
 
     cold_pick(initial)
     curve = []

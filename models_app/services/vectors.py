@@ -124,9 +124,7 @@ def _stream_rows(project_id: int, model_name: str):
                 yield rows
 
 
-def vectors_rebuild(
-    *, project: Project, model_name: str, signature: dict | None = None
-) -> dict:
+def vectors_rebuild(*, project: Project, model_name: str, signature: dict | None = None) -> dict:
     """Write a fresh snapshot of the project's vectors and point readers at it."""
     signature = signature or _items_signature(project)
     directory = _project_dir(project.pk, model_name)
