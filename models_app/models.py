@@ -63,6 +63,15 @@ class ModelSettings(models.Model):
         help_text="A new version is promoted unless its held-out macro-F1 is lower than the "
         "active one's by more than this.",
     )
+    weight_by_confidence = models.BooleanField(
+        default=False,
+        help_text="Weight each training label by its final confidence (e.g. from Dawid-Skene).",
+    )
+    machine_label_weight = models.FloatField(
+        default=1.0,
+        help_text="Weight of auto-accepted pre-labels (final labels no human gave) in training; "
+        "0 leaves them out. They are never in the held-out set.",
+    )
     # State written by the training services, not by people.
     labels_since_training = models.IntegerField(default=0, editable=False)
     training_job = models.ForeignKey(
@@ -86,6 +95,9 @@ class ModelSettings(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(promote_tolerance__gte=0), name="model_settings_tolerance_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(machine_label_weight__gte=0), name="model_settings_machine_weight"
             ),
         ]
 

@@ -63,6 +63,18 @@ def _write_priorities(*, job: Job, item_ids: np.ndarray, local: np.ndarray, lap)
     return updated
 
 
+def verification_items_first(*, project: Project, job: Job) -> int:
+    """Put the cascade's verification sample (auto-accepted labels kept open for a human to
+    check) at the head of the queue: the measured precision of auto-acceptance rests on them,
+    so they should not wait behind the whole pool. Returns how many."""
+    return Item.objects.filter(
+        project=project,
+        status=Item.Status.OPEN,
+        annotation_count=0,
+        final_lineage__verification=True,
+    ).update(priority=job.pk * PRIORITY_EPOCH + (PRIORITY_EPOCH - 0.005))
+
+
 def al_settings_get(*, project: Project) -> ActiveLearningSettings:
     al_settings, _ = ActiveLearningSettings.objects.get_or_create(project=project)
     return al_settings
@@ -171,6 +183,7 @@ def ranking_run(*, job_id: int) -> Job | None:
         )
         lap("rank")
         updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
+        verification_items_first(project=project, job=job)
         job_succeed(
             job=job,
             result={"mode": "cold_start", "pool": len(pool_ids), "updated": updated, **timings},
@@ -205,6 +218,7 @@ def ranking_run(*, job_id: int) -> Job | None:
     )
     lap("rank")
     updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
+    verification_items_first(project=project, job=job)
     job_progress(job=job, done=total, message="Queue re-ranked; storing predictions")
     best = proba.argmax(axis=1)
     labels = [classes[k] for k in best]

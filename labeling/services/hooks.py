@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from labeling.models import Project
+from models_app.services.embeddings import embeddings_schedule
 from models_app.services.triggers import flywheel_final_labels_changed
 from quality import hooks as quality_hooks
 
@@ -37,3 +38,4 @@ def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> 
 
 def after_items_imported(*, project: Project, job_id: int) -> None:
     """An import job finished and committed its items (called in its last transaction)."""
+    embeddings_schedule(project=project)

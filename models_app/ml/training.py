@@ -63,13 +63,23 @@ def classifier_fit(
     name: str = DEFAULT_CLASSIFIER,
     params: dict[str, Any] | None = None,
     seed: int = 0,
+    sample_weight: Sequence[float] | None = None,
 ) -> ClassifierMixin:
-    """Fit a fresh classifier. `y` holds label values; the model's `classes_` are sorted."""
+    """Fit a fresh classifier. `y` holds label values; the model's `classes_` are sorted.
+    `sample_weight` (one per row, e.g. the label's confidence) is passed to the estimator's
+    fit; all ones (or None) is an ordinary fit."""
     y = np.asarray(y)
     if len(np.unique(y)) < 2:
         raise TrainingError("Training needs at least two classes among the labeled items.")
     model = clone(classifier_make(name=name, params=params, seed=seed))
-    model.fit(np.asarray(X, dtype=np.float32), y)
+    X = np.asarray(X, dtype=np.float32)
+    if sample_weight is None or np.all(np.asarray(sample_weight) == 1.0):
+        model.fit(X, y)
+    else:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != (len(y),) or np.any(weights < 0):
+            raise TrainingError("Sample weights must be one non-negative number per label.")
+        model.fit(X, y, sample_weight=weights)
     return model
 
 

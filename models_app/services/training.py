@@ -136,13 +136,20 @@ def _split(*, project: Project, model_settings: ModelSettings) -> dict[str, Any]
     """Training and held-out items with their labels. Gold items, when the project has any,
     are the held-out set; otherwise a stratified share of human labels, fixed once chosen.
     Machine labels (``final_lineage.machine``) are trained on, never held out."""
-    labelled = [
-        (item_id, _single(labels), bool((lineage or {}).get("machine")))
-        for item_id, labels, lineage in Item.objects.filter(
-            project=project, final_labels__isnull=False, is_gold=False
-        ).values_list("id", "final_labels", "final_lineage")
-    ]
-    labelled = [row for row in labelled if row[1] is not None]
+    rows = Item.objects.filter(
+        project=project, final_labels__isnull=False, is_gold=False
+    ).values_list("id", "final_labels", "final_lineage", "final_confidence")
+    labelled, weight = [], {}
+    for item_id, labels, lineage, confidence in rows:
+        machine = bool((lineage or {}).get("machine"))
+        w = model_settings.machine_label_weight if machine else 1.0
+        if model_settings.weight_by_confidence and confidence is not None:
+            w *= confidence
+        label = _single(labels)
+        if label is None or w <= 0:
+            continue
+        labelled.append((item_id, label, machine))
+        weight[item_id] = w
     gold = [
         (item_id, _single(labels))
         for item_id, labels in Item.objects.filter(project=project, is_gold=True).values_list(
@@ -156,6 +163,7 @@ def _split(*, project: Project, model_settings: ModelSettings) -> dict[str, Any]
             "train": [(i, y) for i, y, _ in labelled],
             "holdout": gold,
             "label_count": len(labelled) + len(gold),
+            "weight": weight,
         }
     held = set(HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True))
     if labelled:
@@ -176,6 +184,7 @@ def _split(*, project: Project, model_settings: ModelSettings) -> dict[str, Any]
         "train": [(i, y) for i, y, _ in labelled if i not in held],
         "holdout": [(i, y) for i, y, machine in labelled if i in held and not machine],
         "label_count": len(labelled),
+        "weight": weight,
     }
 
 
@@ -257,6 +266,7 @@ def training_run(*, job_id: int) -> ModelVersion | None:
         name=model_settings.classifier,
         params=model_settings.classifier_params,
         seed=model_settings.seed,
+        sample_weight=[split["weight"][i] for i, _ in split["train"]],
     )
     holdout = split["holdout"]
     metrics = (

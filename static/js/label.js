@@ -26,6 +26,7 @@
     undoNote: $("undo-note"),
     suggestion: $("suggestion"),
     suggestionText: $("suggestion-text"),
+    suggestionSource: $("suggestion-source"),
     accept: $("accept-suggestion"),
     buttons: Array.from(document.querySelectorAll("#label-buttons .label-button")),
     submit: $("submit-button"),
@@ -168,12 +169,21 @@
       const s = state.suggested;
       const confidence =
         typeof s.confidence === "number" ? " (" + Math.round(s.confidence * 100) + "%)" : "";
-      el.suggestionText.textContent =
-        "Suggestion from " + s.source_kind + ": " + s.labels.join(", ") + confidence;
+      const kinds = {
+        model: "model",
+        label_model: "label model",
+        llm: "LLM",
+        lf: "labeling function",
+        import: "import",
+      };
+      const source = (kinds[s.source_kind] || s.source_kind) + " " + s.source_id + " v" + s.source_version;
+      el.suggestionText.textContent = s.labels.join(", ") + confidence;
+      el.suggestionSource.textContent = "Suggestion from " + source + ": ";
       el.suggestion.hidden = false;
     } else {
       el.suggestion.hidden = true;
       el.suggestionText.textContent = "";
+      el.suggestionSource.textContent = "";
     }
     renderSelection();
     setMode("ready");

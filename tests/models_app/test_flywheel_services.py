@@ -58,6 +58,32 @@ def test_cold_start_ranks_by_representative_sampling(no_broker, django_capture_o
     assert len(set(priorities)) == len(priorities)  # a full order, not all zeros
 
 
+def test_cascade_verification_items_head_the_queue_after_a_rerank(
+    no_broker, django_capture_on_commit_callbacks
+):
+    # Given two auto-accepted items kept open for verification by a human
+    project = topic_project(per_topic=10)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    verify = items[5:7]
+    for item in verify:
+        item.final_labels = [item.metadata["topic"]]
+        item.final_lineage = {"method": "auto_accept", "machine": True, "verification": True}
+    Item.objects.bulk_update(verify, ["final_labels", "final_lineage"])
+
+    # When the queue is ranked
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)
+    _run_pending(no_broker)
+
+    # Then they come first
+    head = list(
+        Item.objects.filter(project=project, status="open")
+        .order_by("-priority", "id")
+        .values_list("id", flat=True)[:2]
+    )
+    assert sorted(head) == sorted(i.pk for i in verify)
+
+
 def test_training_promotes_scores_and_reranks(no_broker, django_capture_on_commit_callbacks):
     # given 90 items, 45 of them labeled by humans
     project = topic_project(per_topic=30)
@@ -156,6 +182,56 @@ def test_machine_labels_train_but_are_never_held_out(no_broker, django_capture_o
     assert not set(held) & {i.pk for i in items[:30]}
     version = ModelVersion.objects.get(project=project)
     assert version.train_size == 60 - len(held)
+
+
+def test_machine_label_weight_zero_leaves_auto_accepted_labels_out(
+    no_broker, django_capture_on_commit_callbacks
+):
+    # Given 30 auto-accepted (machine) labels and 30 human ones, machine weight 0
+    project = topic_project(per_topic=30)
+    settings = model_settings_get(project=project)
+    settings.machine_label_weight = 0.0
+    settings.save()
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:30], machine=True)
+    label_items(items[30:60])
+
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+
+    # Then only the human labels train (minus the held-out share)
+    held = HeldOutItem.objects.filter(project=project).count()
+    version = ModelVersion.objects.get(project=project)
+    assert version.train_size == 30 - held
+
+
+def test_weight_by_confidence_passes_confidences_as_sample_weights(
+    no_broker, django_capture_on_commit_callbacks, monkeypatch
+):
+    # Given labels of different confidences and confidence weighting on
+    project = topic_project(per_topic=30)
+    settings = model_settings_get(project=project)
+    settings.weight_by_confidence = True
+    settings.machine_label_weight = 0.5
+    settings.save()
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:40])
+    label_items(items[40:60], machine=True)
+    Item.objects.filter(pk__in=[i.pk for i in items[:20]]).update(final_confidence=0.6)
+    seen = {}
+    import models_app.services.training as training
+
+    real_fit = training.classifier_fit
+
+    def spy(**kwargs):
+        seen["weights"] = sorted(set(kwargs["sample_weight"]))
+        return real_fit(**kwargs)
+
+    monkeypatch.setattr(training, "classifier_fit", spy)
+
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+
+    # Then human labels weigh their confidence and machine labels half of theirs
+    assert seen["weights"] == [0.5, 0.6, 1.0]
 
 
 def test_gold_items_are_the_held_out_set(no_broker, django_capture_on_commit_callbacks):

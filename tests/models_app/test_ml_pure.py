@@ -150,3 +150,18 @@ def test_unique_texts_keeps_each_text_once():
     hashes, texts = unique_texts(["x", "y", "x"])
     assert texts == ["x", "y"]
     assert hashes == [content_hash("x"), content_hash("y")]
+
+
+def test_sample_weights_change_the_fit_and_zero_weights_mute_rows():
+    from models_app.ml.training import classifier_fit
+
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(-1, 1, (40, 4)), rng.normal(1, 1, (40, 4))]).astype(np.float32)
+    y = ["a"] * 40 + ["b"] * 40
+    # Mislabel ten "a" rows as "b": with weight 0 they must not move the model at all
+    y_noisy = ["b"] * 10 + y[10:]
+    clean = classifier_fit(X=X[10:], y=y[10:])
+    muted = classifier_fit(X=X, y=y_noisy, sample_weight=[0.0] * 10 + [1.0] * 70)
+    noisy = classifier_fit(X=X, y=y_noisy)
+    assert np.allclose(clean.predict_proba(X), muted.predict_proba(X), atol=1e-3)
+    assert not np.allclose(clean.predict_proba(X), noisy.predict_proba(X), atol=1e-3)

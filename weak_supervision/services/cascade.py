@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
@@ -167,6 +168,12 @@ def cascade_run(*, job_id: int) -> Job:
                 items,
                 ["final_labels", "final_confidence", "final_lineage", "status", "updated_at"],
             )
+            # The verification sample goes to the head of the human queue now (and stays there
+            # at every re-rank: `verification_items_first`).
+            verify_ids = [d.item_id for d in decisions if d.verify]
+            if verify_ids:
+                head = Item.objects.filter(project=project).aggregate(top=Max("priority"))["top"]
+                Item.objects.filter(pk__in=verify_ids).update(priority=(head or 0.0) + 1.0)
             CascadeDecision.objects.bulk_create(
                 decisions,
                 update_conflicts=True,

@@ -265,4 +265,3 @@ def lf_try_sample(
             for row, vote in zip(items, votes, strict=True)
         ],
     }
-
