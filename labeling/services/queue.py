@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError
 from labeling.models import Assignment, Item, Project
+from labeling.services.db import commit_without_flush_wait
 
 # How many candidates one locking read may return; a claim tries them in order.
 _CANDIDATE_BATCH = 3
@@ -44,17 +45,6 @@ Status = Assignment.Status
 
 def _supports_skip_locked() -> bool:
     return connection.features.has_select_for_update_skip_locked
-
-
-def _lease_commit_without_flush() -> None:
-    """A lease is a reservation, not data: losing the last few hundred milliseconds of leases
-    in a database crash only frees those items again. So on PostgreSQL a claim's transaction
-    does not wait for its WAL flush (`synchronous_commit = off` for this transaction only),
-    which on a disk with a ~4 ms fsync is most of a claim's latency. Submits stay durable.
-    Only when the claim owns the outermost transaction: a caller's own writes stay durable."""
-    if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _active_lease(*, project: Project, user: AbstractBaseUser, exclude: Sequence[int], now):
@@ -186,7 +176,7 @@ def queue_next_item(
     k = project.annotations_per_item
     if project.gold_rate > 0 and random.random() < project.gold_rate:
         with transaction.atomic():
-            _lease_commit_without_flush()
+            commit_without_flush_wait()  # a lease is a reservation, not data
             now = timezone.now()
             held = _active_lease(project=project, user=user, exclude=exclude, now=now)
             if held is not None:
@@ -198,7 +188,7 @@ def queue_next_item(
                 return _lease(project=project, user=user, item_id=gold_id, now=now)
     for _ in range(_MAX_ROUNDS):
         with transaction.atomic():
-            _lease_commit_without_flush()
+            commit_without_flush_wait()  # a lease is a reservation, not data
             now = timezone.now()
             held = _active_lease(project=project, user=user, exclude=exclude, now=now)
             if held is not None:

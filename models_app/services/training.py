@@ -111,17 +111,13 @@ def training_lock_release(*, project_id: int, job_id: int) -> None:
 
 def final_labels_counted(*, project: Project, count: int) -> Job | None:
     """`count` new final labels arrived: retrain once `retrain_every` have accumulated."""
-    model_settings = model_settings_get(project=project)
-    ModelSettings.objects.filter(pk=model_settings.pk).update(
-        labels_since_training=F("labels_since_training") + count
-    )
-    model_settings.refresh_from_db(fields=["labels_since_training", "retrain_every"])
-    if model_settings.retrain_every and (
-        model_settings.labels_since_training >= model_settings.retrain_every
-    ):
-        return training_request(
-            project=project, reason=f"{model_settings.labels_since_training} new labels"
-        )
+    mine = ModelSettings.objects.filter(project=project)
+    if not mine.update(labels_since_training=F("labels_since_training") + count):
+        model_settings_get(project=project)  # first label of the project: create the row
+        mine.update(labels_since_training=F("labels_since_training") + count)
+    retrain_every, since = mine.values_list("retrain_every", "labels_since_training").get()
+    if retrain_every and since >= retrain_every:
+        return training_request(project=project, reason=f"{since} new labels")
     return None
 
 
