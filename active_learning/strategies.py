@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from modAL.uncertainty import _proba_entropy, _proba_margin, _proba_uncertainty
 
 RANDOM = "random"
 LEAST_CONFIDENCE = "least_confidence"
@@ -27,6 +26,9 @@ def informativeness(*, strategy: str, proba: np.ndarray, seed: int = 0) -> np.nd
     """How useful a label on each item would be, in [0, 1]: modAL's uncertainty measures over
     the probabilities (least confidence = 1 - max p; margin = 1 - (p1 - p2); entropy divided by
     log(n classes)), or uniform random numbers for `random`."""
+    # Imported here, not at the top: modAL imports torch, which web processes never need.
+    from modAL.uncertainty import _proba_entropy, _proba_margin, _proba_uncertainty
+
     n, n_classes = proba.shape
     if strategy == RANDOM:
         return np.random.default_rng(seed).random(n)

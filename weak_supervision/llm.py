@@ -22,8 +22,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
 PROMPT_TEMPLATE_VERSION = "1"
 MAX_RAW_CHARS = 2000
 
@@ -228,6 +226,8 @@ class LLMClient:
     _client: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        import openai  # here, not at the top: web processes need not load the SDK
+
         # The SDK's own retries are off: ours are explicit, counted and bounded.
         self._client = openai.OpenAI(
             base_url=self.base_url,
@@ -251,6 +251,8 @@ class LLMClient:
     def label(self, key: Any, messages: list[dict[str, str]], labels: Sequence[str]) -> CallResult:
         """Ask for one item's label; retries 429, 5xx, timeouts and connection errors with
         exponential backoff (honouring Retry-After), and one malformed answer once."""
+        import openai
+
         result = CallResult(key=key)
         malformed_retries = 1
         while True:

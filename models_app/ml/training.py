@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.base import ClassifierMixin, clone
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    f1_score,
-    log_loss,
-    precision_recall_fscore_support,
-)
+
+# scikit-learn is imported where it is used: it (with SciPy and pandas) costs a web process
+# about 1 s and 100+ MB at start-up, and only workers fit or evaluate models.
+if TYPE_CHECKING:
+    from sklearn.base import ClassifierMixin
 
 DEFAULT_CLASSIFIER = "logistic_regression"
 
 
 def _logistic_regression(params: dict[str, Any], seed: int) -> ClassifierMixin:
+    from sklearn.linear_model import LogisticRegression
+
     options = {"class_weight": "balanced", "max_iter": 1000, "C": 1.0, **params}
     return LogisticRegression(random_state=seed, **options)
 
@@ -68,6 +66,8 @@ def classifier_fit(
     """Fit a fresh classifier. `y` holds label values; the model's `classes_` are sorted.
     `sample_weight` (one per row, e.g. the label's confidence) is passed to the estimator's
     fit; all ones (or None) is an ordinary fit."""
+    from sklearn.base import clone
+
     y = np.asarray(y)
     if len(np.unique(y)) < 2:
         raise TrainingError("Training needs at least two classes among the labeled items.")
@@ -117,6 +117,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support, log-loss, ECE and the confusion
     matrix (rows: true, columns: predicted, both in `classes` order) on a held-out set."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        log_loss,
+        precision_recall_fscore_support,
+    )
+
     classes = list(classes)
     y = np.asarray(y)
     if len(y) == 0:
