@@ -221,7 +221,7 @@ IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000)
 IMPORT_MAX_TEXT_CHARS = env_int("IMPORT_MAX_TEXT_CHARS", 100_000)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 10_000)
 # Imports with at most this many bytes run as a job too; the UI only waits for small ones.
-EXPORT_CHUNK_SIZE = env_int("EXPORT_CHUNK_SIZE", 2000)
+EXPORT_CHUNK_SIZE = env_int("EXPORT_CHUNK_SIZE", 5000)
 DEFAULT_LEASE_SECONDS = env_int("DEFAULT_LEASE_SECONDS", 600)
 
 # ML: the embedding model is a name or a path; the default is the offline package's path.
