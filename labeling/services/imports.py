@@ -81,6 +81,7 @@ from labeling.importing import (
     guess_format,
 )
 from labeling.models import Item, Job, Prediction, Project
+from labeling.services.db import commit_without_flush_wait
 from labeling.services.hooks import after_items_imported
 from labeling.services.items import project_overlap_apply
 from labeling.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
@@ -544,6 +545,12 @@ def _commit(
     `finish`, also mark the job succeeded. Updates `counts` once committed. None if someone
     else finished the job (e.g. cancelled it)."""
     with transaction.atomic():
+        if not finish:
+            # A batch and the cursor that records it commit together, so a commit lost in a
+            # database crash loses both and the job redoes that batch: consistent without
+            # waiting for each batch's WAL flush. The final commit waits, and with it every
+            # earlier one (the WAL is flushed in order).
+            commit_without_flush_wait()
         job = _locked_job(plan, rows_done=before)
         if job is None:
             return None
