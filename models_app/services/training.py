@@ -110,7 +110,8 @@ def training_lock_release(*, project_id: int, job_id: int) -> None:
 
 
 def final_labels_counted(*, project: Project, count: int) -> Job | None:
-    """`count` new final labels arrived: retrain once `retrain_every` have accumulated."""
+    """`count` new final labels arrived: retrain once `retrain_every` have accumulated, or, while
+    no model is active, as soon as the labels can leave cold start."""
     model_settings = model_settings_get(project=project)
     ModelSettings.objects.filter(pk=model_settings.pk).update(
         labels_since_training=F("labels_since_training") + count
