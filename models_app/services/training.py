@@ -156,6 +156,8 @@ def _cold_start_can_end(*, project: Project, model_settings: ModelSettings) -> b
             for c, n in counts.items()
         }
     classes = list(project.labels.values_list("value", flat=True))
+    if len(classes) < 2:  # nothing a classifier could learn: don't request a failing job
+        return False
     train_labels = [c for c, n in counts.items() for _ in range(n)]
     return not needs_cold_start(
         labels=train_labels, classes=classes, min_labels=model_settings.min_labels
