@@ -24,12 +24,29 @@ CONFIGS = {
     "margin x global density": {"strategy": "margin", "density": "global"},
     "margin x kNN density (k=10)": {"strategy": "margin", "density": "knn"},
     "margin, BADGE batch of top-50": {"strategy": "margin", "badge": 10},
+    "margin, cold start asks for a 2nd example of a 1-label class": {
+        "strategy": "margin",
+        "nn_fill": True,
+    },
     "margin, C=10": {"strategy": "margin", "C": 10.0},
     "random, C=10": {"strategy": "random", "C": 10.0},
 }
 
 
-def run(X, y, seed, *, strategy, density="", badge=0, C=1.0, batch=5, budget=100, initial=10):
+def run(
+    X,
+    y,
+    seed,
+    *,
+    strategy,
+    density="",
+    badge=0,
+    C=1.0,
+    nn_fill=False,
+    batch=5,
+    budget=100,
+    initial=10,
+):
     from sklearn.model_selection import train_test_split
 
     from active_learning.simulation import _macro_f1
@@ -71,6 +88,17 @@ def run(X, y, seed, *, strategy, density="", badge=0, C=1.0, batch=5, budget=100
             curve.append((n, float("nan")))
         if n >= budget:
             return full, curve
+        if model is not None or strategy == "random":
+            pass
+        elif nn_fill:  # the nearest unlabeled item of each class's lone example, then k-means
+            priorities = rep.copy()
+            values, counts = np.unique(yp[labelled], return_counts=True)
+            for cls in values[counts == 1][:batch]:
+                sims = Xp @ Xp[np.flatnonzero(labelled & (yp == cls))[0]]
+                sims[labelled] = -np.inf
+                priorities[int(np.argmax(sims))] = 10.0 + sims.max()
+            take(priorities, batch)
+            continue
         if strategy == "random" or model is None:
             take(rng.random(len(yp)) if rep is None else rep, batch)
             continue
