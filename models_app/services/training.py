@@ -110,15 +110,53 @@ def training_lock_release(*, project_id: int, job_id: int) -> None:
 
 
 def final_labels_counted(*, project: Project, count: int) -> Job | None:
-    """`count` new final labels arrived: retrain once `retrain_every` have accumulated."""
+    """`count` new final labels arrived: retrain once `retrain_every` have accumulated, or, while
+    no model is active, as soon as the labels can leave cold start."""
     mine = ModelSettings.objects.filter(project=project)
     if not mine.update(labels_since_training=F("labels_since_training") + count):
         model_settings_get(project=project)  # first label of the project: create the row
         mine.update(labels_since_training=F("labels_since_training") + count)
-    retrain_every, since = mine.values_list("retrain_every", "labels_since_training").get()
+    model_settings = mine.get()
+    since, retrain_every = model_settings.labels_since_training, model_settings.retrain_every
     if retrain_every and since >= retrain_every:
         return training_request(project=project, reason=f"{since} new labels")
+    if retrain_every and _cold_start_can_end(project=project, model_settings=model_settings):
+        return training_request(project=project, reason="enough labels to leave cold start")
     return None
+
+
+def _cold_start_can_end(*, project: Project, model_settings: ModelSettings) -> bool:
+    """No model is active yet, and the labels (minus the share the held-out split will keep)
+    would train one: train now rather than after `retrain_every` labels, so the queue leaves
+    representative sampling as soon as a model can rank it (as the simulation does). Runs a
+    query only while the project has no active model."""
+    from active_learning.strategies import needs_cold_start
+
+    if ModelVersion.objects.filter(project=project, status="active").exists():
+        return False
+    has_gold = Item.objects.filter(project=project, is_gold=True).exists()
+    rows = Item.objects.filter(
+        project=project, final_labels__isnull=False, is_gold=False
+    ).values_list("final_labels", "final_lineage")
+    counts: dict[str, int] = {}
+    for labels, lineage in rows:
+        label = _single(labels)
+        machine = bool((lineage or {}).get("machine"))
+        if label is None or (machine and model_settings.machine_label_weight <= 0):
+            continue
+        counts[label] = counts.get(label, 0) + 1
+    if not has_gold:  # the split holds out floor(fraction x n) labels of each class
+        counts = {
+            c: n - min(int(np.floor(model_settings.holdout_fraction * n)), n - 1)
+            for c, n in counts.items()
+        }
+    classes = list(project.labels.values_list("value", flat=True))
+    if len(classes) < 2:  # nothing a classifier could learn: don't request a failing job
+        return False
+    train_labels = [c for c, n in counts.items() for _ in range(n)]
+    return not needs_cold_start(
+        labels=train_labels, classes=classes, min_labels=model_settings.min_labels
+    )
 
 
 # --- the training job ---------------------------------------------------------------------------
@@ -289,7 +327,10 @@ def training_run(*, job_id: int) -> ModelVersion | None:
         else None
     )
     decision = promotion_decision(
-        candidate=metrics, active=active_metrics, tolerance=model_settings.promote_tolerance
+        candidate=metrics,
+        active=active_metrics,
+        tolerance=model_settings.promote_tolerance,
+        active_exists=active is not None,
     )
     if active is not None:
         metrics["active_on_same_holdout"] = {

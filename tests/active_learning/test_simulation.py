@@ -9,6 +9,7 @@ from active_learning.simulation import (
     area_under_curve,
     labels_to_reach,
     load_labelled,
+    mean_over_seeds,
     simulate,
 )
 
@@ -40,6 +41,18 @@ def test_learning_curve_summaries():
     assert area_under_curve(curve) == pytest.approx((0.25 + 0.7 + 0.95) / 3)
 
 
+def test_mean_curve_is_undefined_until_every_seed_has_a_model():
+    nan = float("nan")
+    curves = [[(10, nan), (15, 0.6), (20, 0.8)], [(10, 0.9), (15, 0.8), (20, 1.0)]]
+    mean = mean_over_seeds(curves)
+    # at 10 labels only one seed has a model: its 0.9 alone would overstate the mean
+    assert [n for n, _ in mean] == [10, 15, 20]
+    assert mean[0][1] != mean[0][1]  # nan
+    assert mean[1][1] == pytest.approx(0.7)
+    assert mean[2][1] == pytest.approx(0.9)
+    assert labels_to_reach(mean, 0.85) == 20
+
+
 def test_simulation_writes_curves_and_summary(labelled_csv, tmp_path):
     texts, labels = load_labelled(labelled_csv)
     result = simulate(
@@ -62,6 +75,7 @@ def test_simulation_writes_curves_and_summary(labelled_csv, tmp_path):
         assert [n for n, _ in s["curve"]] == [10, 20, 30, 40, 50, 60]
         assert 0 < s["full_data_macro_f1"] <= 1
         assert 0 <= s["aulc"] <= 1
+        assert len(s["labels_95_per_seed"]) == 2
     rows = list(csv.DictReader(result["csv"].open()))
     assert len(rows) == 3 * 2 * 6
     assert result["png"].stat().st_size > 10_000

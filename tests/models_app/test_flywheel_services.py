@@ -259,6 +259,26 @@ def test_too_few_labels_stays_in_cold_start(no_broker, django_capture_on_commit_
     assert Job.objects.get(project=project, kind=Job.Kind.RANK).status == "succeeded"
 
 
+def test_first_model_is_promoted_before_a_held_out_set_exists(
+    no_broker, django_capture_on_commit_callbacks
+):
+    # given 4 labels per topic: floor(0.2 x 4) = 0, so nothing can be held out yet
+    project = topic_project(per_topic=10)
+    settings_row = model_settings_get(project=project)
+    settings_row.min_labels = 6
+    settings_row.save()
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:12])
+    # when training runs, the model becomes active (unevaluated) and ranks the queue
+    job = _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    version = ModelVersion.objects.get(project=project)
+    assert job.result["promoted"] is True
+    assert version.status == ModelVersion.Status.ACTIVE
+    assert version.holdout_size == 0
+    assert "not evaluated" in version.reason
+    assert Job.objects.get(project=project, kind=Job.Kind.SCORE).status == "succeeded"
+
+
 def test_vectors_snapshot_matches_the_store(no_broker, django_capture_on_commit_callbacks):
     from models_app.ml.embedding import HashingEmbedder
     from models_app.services.vectors import vectors_load

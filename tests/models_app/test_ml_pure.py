@@ -131,8 +131,17 @@ def test_gate_accepts_a_slightly_worse_model_within_tolerance():
     assert decision.promote
 
 
-def test_gate_refuses_without_a_held_out_set():
+def test_gate_promotes_the_first_model_unevaluated_without_a_held_out_set():
+    # no model is active yet: nothing to be worse than, and cold start would go on otherwise
     decision = promotion_decision(candidate={"n": 0}, active=None, tolerance=0.0)
+    assert decision.promote
+    assert "not evaluated" in decision.reason
+
+
+def test_gate_refuses_a_later_model_without_a_held_out_set():
+    decision = promotion_decision(
+        candidate={"n": 0}, active=None, tolerance=0.0, active_exists=True
+    )
     assert not decision.promote
     assert "too small" in decision.reason
 

@@ -8,12 +8,13 @@ from django.db import connection, connections
 
 from labeling.models import Item, Job
 from labeling.services.annotations import annotation_submit
+from labeling.services.hooks import after_final_labels_changed
 from labeling.services.queue import queue_next_item
 from models_app.models import ModelSettings
 from models_app.services.config import model_settings_get
 from models_app.services.training import training_lock_release, training_request
 from tests.factories import MembershipFactory, UserFactory
-from tests.models_app.factories import topic_project
+from tests.models_app.factories import TOPICS, topic_project
 
 
 @pytest.fixture
@@ -56,6 +57,52 @@ def test_retrain_after_every_n_new_final_labels(sent, django_capture_on_commit_c
     assert job.kind == Job.Kind.TRAIN
     assert "3 new labels" in job.params["reason"]
     assert ModelSettings.objects.get(project=project).labels_since_training == 0
+
+
+@pytest.mark.django_db
+def test_training_starts_as_soon_as_cold_start_can_end(sent, django_capture_on_commit_callbacks):
+    # given a project that retrains every 50 labels but can leave cold start at 6 (2 per topic)
+    project = topic_project(per_topic=5)
+    settings_row = model_settings_get(project=project)
+    settings_row.retrain_every = 50
+    settings_row.min_labels = 6
+    settings_row.save()
+    items = {t: list(Item.objects.filter(project=project, metadata__topic=t)) for t in TOPICS}
+
+    def label(item):
+        with django_capture_on_commit_callbacks(execute=True):
+            item.final_labels = [item.metadata["topic"]]
+            item.final_lineage = {"method": "single_annotator", "version": 1}
+            item.save(update_fields=["final_labels", "final_lineage"])
+            after_final_labels_changed(project=project, item_ids=[item.pk])
+
+    # when sport and tech have 2 labels each and politics 1, nothing is trained
+    for topic, n in [("sport", 2), ("tech", 2), ("politics", 1)]:
+        for item in items[topic][:n]:
+            label(item)
+    assert sent == []
+    # the label that gives every class 2 examples starts training, long before 50 labels
+    label(items["politics"][1])
+    assert len(sent) == 1
+    assert "leave cold start" in Job.objects.get(pk=sent[0]).params["reason"]
+
+
+@pytest.mark.django_db
+def test_no_cold_start_training_when_retraining_is_by_hand_only(
+    sent, django_capture_on_commit_callbacks
+):
+    project = topic_project(per_topic=5)
+    settings_row = model_settings_get(project=project)
+    settings_row.retrain_every = 0
+    settings_row.min_labels = 3
+    settings_row.save()
+    items = list(Item.objects.filter(project=project))
+    with django_capture_on_commit_callbacks(execute=True):
+        for item in items:
+            item.final_labels = [item.metadata["topic"]]
+        Item.objects.bulk_update(items, ["final_labels"])
+        after_final_labels_changed(project=project, item_ids=[i.pk for i in items])
+    assert sent == []
 
 
 @pytest.mark.django_db
