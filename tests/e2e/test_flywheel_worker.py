@@ -158,13 +158,24 @@ def test_labels_train_promote_and_rerank_in_a_worker(worker):
             ),
             "the training job",
         )
+
+    # (a training requested meanwhile may promote a newer version: wait until the worker is
+    # idle and the active version's scoring job has finished)
+    def settled() -> bool:
+        busy = Job.objects.filter(
+            project=project, kind__in=["train", "score", "rank"], status__in=["pending", "running"]
+        ).exists()
+        active = ModelVersion.objects.filter(project=project, status="active").first()
+        return (
+            not busy
+            and active is not None
+            and Job.objects.filter(
+                project=project, kind="score", status="succeeded", result__version=active.number
+            ).exists()
+        )
+
+    _wait(process, log_path, settled, "the scoring job of the active version")
     version = ModelVersion.objects.get(project=project, status="active")
-    _wait(
-        process,
-        log_path,
-        lambda: Job.objects.filter(project=project, kind="score", status="succeeded").exists(),
-        "the scoring job",
-    )
 
     # then every unlabeled item has a prediction of the promoted version
     open_ids = set(_queue_order(project))
