@@ -130,7 +130,13 @@ class Item(TimeStamped):
         OPEN = "open", "Needs annotations"
         DONE = "done", "Finished"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    # No single-column indexes on project or created_at: every composite index below starts with
+    # the project, and nothing reads items by creation time. Each index costs every import row
+    # and every re-rank (a priority update rewrites all of the row's index entries).
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="items", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
     external_id = models.CharField(max_length=255)
     text = models.TextField()
     metadata = models.JSONField(default=dict, blank=True)
