@@ -6,32 +6,25 @@ import logging
 import time
 
 from celery import shared_task
-from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
+from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
 from labeling.models import Job
 from labeling.services.imports import ImportSuperseded, import_job_fail, import_run
 
 logger = logging.getLogger(__name__)
 
-# Connection drops, server restarts, lock timeouts: worth another try after a pause.
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
 
+class ImportJobTask(JobTask):
+    """An import's failure is recorded by the import service (which also removes its files)."""
 
-class JobTask(DjangoTask):
-    """Records a task's final failure (after its retries) on the job it ran for."""
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        job_id = kwargs.get("job_id", args[0] if args else None)
-        if job_id is not None:
-            import_job_fail(job_id=job_id, exc=exc)
-        super().on_failure(exc, task_id, args, kwargs, einfo)
+    def record_failure(self, *, job_id: int, exc: BaseException) -> None:
+        import_job_fail(job_id=job_id, exc=exc)
 
 
 @shared_task(
     bind=True,
-    base=JobTask,
+    base=ImportJobTask,
     name="labeling.import_items",
     acks_late=True,
     reject_on_worker_lost=True,

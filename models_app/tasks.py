@@ -8,26 +8,22 @@ no-op, and an embedding job resumes after its last committed chunk.
 from __future__ import annotations
 
 import logging
-import traceback
 
 from celery import shared_task
-from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
+from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
 from labeling.models import Job
-from labeling.services.jobs import job_fail
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 _COMMON = {
     "bind": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
     "time_limit": settings.ML_TASK_TIME_LIMIT,
     "soft_time_limit": max(1, settings.ML_TASK_TIME_LIMIT - 30),
-    "autoretry_for": TRANSIENT_ERRORS,
+    "autoretry_for": TRANSIENT_DB_ERRORS,
     "retry_backoff": 5,
     "retry_backoff_max": 300,
     "retry_jitter": True,
@@ -35,19 +31,8 @@ _COMMON = {
 }
 
 
-def _record_failure(job_id, exc) -> None:
-    detail = "".join(traceback.format_exception(exc))
-    job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{detail}")
-
-
-class MlJobTask(DjangoTask):
+class MlJobTask(JobTask):
     """Records a task's final failure (after its retries) on its job."""
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        job_id = kwargs.get("job_id", args[0] if args else None)
-        if job_id is not None:
-            _record_failure(job_id, exc)
-        super().on_failure(exc, task_id, args, kwargs, einfo)
 
 
 class TrainJobTask(MlJobTask):

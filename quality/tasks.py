@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import logging
-import traceback
 
 from celery import shared_task
-from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
+from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
 from labeling.models import Job
-from labeling.services.jobs import job_fail
 
 logger = logging.getLogger(__name__)
-
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
-
-
-class QualityJobTask(DjangoTask):
-    """Records a task's final failure (after its retries) on its job, visibly."""
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        job_id = kwargs.get("job_id", args[0] if args else None)
-        if job_id is not None:
-            trace = "".join(traceback.format_tb(exc.__traceback__))
-            job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{trace}")
-        super().on_failure(exc, task_id, args, kwargs, einfo)
 
 
 @shared_task(
     bind=True,
-    base=QualityJobTask,
+    base=JobTask,
     name="quality.aggregate",
     acks_late=True,
     reject_on_worker_lost=True,
@@ -60,7 +44,7 @@ def aggregate_task_enqueue(*, job_id: int, countdown: int = 0) -> None:
 
 @shared_task(
     bind=True,
-    base=QualityJobTask,
+    base=JobTask,
     name="quality.crowd_import",
     acks_late=True,
     reject_on_worker_lost=True,

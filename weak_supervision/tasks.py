@@ -6,40 +6,18 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 
 from celery import shared_task
-from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 
-from labeling.errors import ApplicationError
+from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
 from labeling.models import Job
-from labeling.services.jobs import job_fail
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_DB_ERRORS = (OperationalError, InterfaceError)
-
-
-class WSJobTask(DjangoTask):
-    """Records a task's final failure (after its retries) on the job it ran for."""
-
-    def on_failure(self, exc, task_id, args, kwargs, einfo):
-        job_id = kwargs.get("job_id", args[0] if args else None)
-        if job_id is not None:
-            if isinstance(exc, ApplicationError):
-                error = exc.message
-            else:
-                trace = "".join(traceback.format_tb(exc.__traceback__))
-                error = f"{type(exc).__name__}: {exc}\n\n{trace}"
-            job_fail(job_id=job_id, error=error)
-        super().on_failure(exc, task_id, args, kwargs, einfo)
-
-
 _COMMON = {
     "bind": True,
-    "base": WSJobTask,
+    "base": JobTask,
     "acks_late": True,
     "reject_on_worker_lost": True,
     "time_limit": settings.WS_TASK_TIME_LIMIT,
