@@ -3,6 +3,9 @@ import pytest
 from labeling.models import Membership
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
+# The browser tests' fixtures (`browser`, `page`): see tests/browser.py.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture
 def project(db):

@@ -1,64 +1,16 @@
 """The labeling page in a real headless Chromium: log in through the form, label five items with
 the keyboard only, undo one, see the counter and the progress bar move, label it again."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from labeling.models import Annotation, Item
 from labeling.services.projects import project_create
+from tests.browser import BROWSER_MARKS, expect
 from tests.factories import ItemFactory, UserFactory
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run from a
-# thread with a running loop unless told that this is intended (the fixtures do run here).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-expect = sync_api.expect
-
-
-@pytest.fixture
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+pytestmark = BROWSER_MARKS
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,54 +1,21 @@
 """The model dashboard and the accept-suggestion key in a real headless Chromium."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from active_learning.services.ranking import al_settings_get
 from labeling.models import Annotation, Item, Membership, Prediction
 from models_app.models import ModelVersion
+from tests.browser import BROWSER_MARKS, SCREENSHOTS, expect
 from tests.factories import MembershipFactory, UserFactory
 from tests.models_app import flywheel
 from tests.models_app.factories import label_items, topic_project
 from tests.models_app.flywheel import train_once
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]
-SCREENSHOTS = Path(os.environ.get("FLYWHEEL_SCREENSHOTS", "/tmp"))
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 no_broker = flywheel.no_broker  # the fixture: tasks are recorded, the test runs the jobs
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-expect = sync_api.expect
-
-
-@pytest.fixture
-def page():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield page
-        finally:
-            browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def _login(page, live_server, username, next_url):

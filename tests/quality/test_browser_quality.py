@@ -1,57 +1,16 @@
 """The quality dashboard and the adjudication page in a real headless Chromium."""
 
-import os
-import re
-from pathlib import Path
-
 import pytest
 
 from labeling.models import Item
 from quality.models import Adjudication
 from quality.services.aggregation import project_aggregate
 from quality.services.gold import gold_set
+from tests.browser import BROWSER_MARKS, SCREENSHOTS, expect
+from tests.browser import login as _login
 from tests.quality.factories import ItemFactory, answer, project_with_members
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-SCREENSHOTS = Path(os.environ.get("QUALITY_SCREENSHOT_DIR", "/tmp"))
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-expect = sync_api.expect
-
-
-@pytest.fixture
-def page():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        context.close()
-        browser.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def _login(page, base, username):
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-secret-123")
-    page.keyboard.press("Enter")
-    expect(page).not_to_have_url(re.compile(r"/accounts/login/"))
+pytestmark = BROWSER_MARKS
 
 
 @pytest.mark.django_db(transaction=True)

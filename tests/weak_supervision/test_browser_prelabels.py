@@ -11,62 +11,18 @@ import pytest
 
 from labeling.models import Job
 from labeling.services.projects import project_create
+from tests.browser import BROWSER_MARKS, expect
+from tests.browser import login as _login
+from tests.browser import new_page as _page
 from tests.factories import UserFactory
 from tests.weak_supervision.conftest import make_items
 from weak_supervision.models import LabelingFunction
 from weak_supervision.services.apply import apply_job_create, apply_run
 from weak_supervision.services.label_model import label_model_job_create, label_model_run
 
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 SHOTS = os.environ.get("WS_SCREENSHOTS")
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Chromium is not installed at /usr/bin/chromium"
-    ),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-expect = sync_api.expect
-
-
-@pytest.fixture
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def _page(browser, errors):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
-
-
-def _login(page, base, username, next_url):
-    page.goto(f"{base}/accounts/login/?next={next_url}")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-secret-123")
-    page.keyboard.press("Enter")
-    expect(page).to_have_url(re.compile(re.escape(next_url) + "$"))
+pytestmark = BROWSER_MARKS
 
 
 def _shot(page, name):
