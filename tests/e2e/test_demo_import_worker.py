@@ -2,13 +2,7 @@
 to the same database and broker, finishes the Job. This is what `make run` does on first start."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -17,8 +11,8 @@ from django.db import connection
 
 from labeling.management.commands.demo_setup import PROJECT_NAME, bbc_corpus_dir, bbc_jsonl_write
 from labeling.models import Item, Job, Project
+from tests.e2e.worker import celery_worker
 
-ROOT = Path(__file__).resolve().parents[2]
 # A generous bound so a broken worker fails the test instead of hanging CI; not a speed check.
 WAIT_SECONDS = 600
 
@@ -33,70 +27,19 @@ pytestmark = [
 ]
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"], safe="")
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or "5432"
-    return f"postgres://{auth}@{host}:{port}/{db['NAME']}"
-
-
 @pytest.fixture
 def worker(tmp_path):
     """A real `celery worker` process on the test database, the same broker and MEDIA_ROOT."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _test_database_url(),
-        "FLYWHEEL_DATA_DIR": str(settings.DATA_DIR),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-    }
-    queues = ",".join(
-        dict.fromkeys(
-            [
-                settings.QUEUE_DEFAULT,
-                settings.QUEUE_IMPORT,
-                settings.QUEUE_TRAIN,
-                settings.QUEUE_LLM,
-                settings.QUEUE_EMBED,
-            ]
-        )
-    )
+    queues = [
+        settings.QUEUE_DEFAULT,
+        settings.QUEUE_IMPORT,
+        settings.QUEUE_TRAIN,
+        settings.QUEUE_LLM,
+        settings.QUEUE_EMBED,
+    ]
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "-Q",
-                queues,
-                "-n",
-                f"e2e-{os.getpid()}@%h",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with celery_worker(log_path, queues=queues, name="e2e") as process:
         yield process, log_path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -2,12 +2,7 @@
 annotator labels through the queue, the N-th label triggers training in the worker, the version
 is promoted, the pool is scored, and the queue order follows the model's uncertainty."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.db import connection, transaction
@@ -19,11 +14,10 @@ from labeling.services.queue import queue_next_item
 from models_app.models import ModelVersion
 from models_app.services.config import model_settings_get
 from models_app.services.embeddings import embeddings_schedule
-from tests.e2e.test_demo_import_worker import _test_database_url
+from tests.e2e.worker import celery_worker
 from tests.factories import MembershipFactory, UserFactory
 from tests.models_app.factories import topic_project
 
-ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 300  # a bound so a broken worker fails instead of hanging; not a speed check
 
 pytestmark = [
@@ -39,50 +33,12 @@ pytestmark = [
 @pytest.fixture
 def worker(tmp_path, settings):
     settings.EMBEDDING_MODEL = "hashing"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _test_database_url(),
-        "FLYWHEEL_DATA_DIR": str(settings.DATA_DIR),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "EMBEDDING_MODEL": "hashing",
-    }
-    queues = ",".join(
-        dict.fromkeys([settings.QUEUE_DEFAULT, settings.QUEUE_TRAIN, settings.QUEUE_EMBED])
-    )
+    queues = [settings.QUEUE_DEFAULT, settings.QUEUE_TRAIN, settings.QUEUE_EMBED]
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "-Q",
-                queues,
-                "-n",
-                f"e2e-al-{os.getpid()}@%h",
-                "-l",
-                "info",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with celery_worker(
+        log_path, queues=queues, name="e2e-al", env={"EMBEDDING_MODEL": "hashing"}
+    ) as process:
         yield process, log_path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _wait(process, log_path, condition, what):
