@@ -7,13 +7,14 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from labeling.jobtasks import TRANSIENT_DB_ERRORS
 from labeling.models import Job, Project
-from models_app.tasks import _COMMON, MlJobTask
+from models_app.tasks import _COMMON
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(base=MlJobTask, name="active_learning.rank", **_COMMON)
+@shared_task(name="active_learning.rank", **_COMMON)
 def rank_task(self, job_id: int) -> None:
     from active_learning.services.ranking import ranking_run
 
@@ -23,7 +24,16 @@ def rank_task(self, job_id: int) -> None:
         logger.warning("Ranking job %s no longer exists.", job_id)
 
 
-@shared_task(name="active_learning.mine", **{**_COMMON, "bind": False})
+# Not a job (no Job row): a plain task, retried on transient database errors.
+@shared_task(
+    name="active_learning.mine",
+    acks_late=True,
+    autoretry_for=TRANSIENT_DB_ERRORS,
+    retry_backoff=5,
+    retry_jitter=True,
+    max_retries=5,
+    time_limit=settings.ML_TASK_TIME_LIMIT,
+)
 def mine_task(project_id: int, item_ids: list[int]) -> None:
     from active_learning.services.mining import mining_check
 

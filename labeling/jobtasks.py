@@ -35,3 +35,24 @@ class JobTask(DjangoTask):
         if job_id is not None:
             self.record_failure(job_id=job_id, exc=exc)
         super().on_failure(exc, task_id, args, kwargs, einfo)
+
+
+def job_task_options(
+    *, time_limit: int, base: type[JobTask] = JobTask, max_retries: int = 5
+) -> dict:
+    """The `shared_task` options every job task uses: bound, acknowledged after it finishes
+    (tasks are idempotent), re-delivered if the worker dies, a hard time limit with a soft one
+    30 s earlier, and retries with jittered exponential backoff on transient database errors."""
+    return {
+        "bind": True,
+        "base": base,
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "time_limit": time_limit,
+        "soft_time_limit": max(1, time_limit - 30),
+        "autoretry_for": TRANSIENT_DB_ERRORS,
+        "retry_backoff": 5,
+        "retry_backoff_max": 300,
+        "retry_jitter": True,
+        "max_retries": max_retries,
+    }

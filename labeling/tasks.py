@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
+from labeling.jobtasks import JobTask, job_task_options
 from labeling.models import Job
 from labeling.services.imports import ImportSuperseded, import_job_fail, import_run
 
@@ -23,18 +23,10 @@ class ImportJobTask(JobTask):
 
 
 @shared_task(
-    bind=True,
-    base=ImportJobTask,
     name="labeling.import_items",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    time_limit=settings.IMPORT_TASK_TIME_LIMIT,
-    soft_time_limit=max(1, settings.IMPORT_TASK_TIME_LIMIT - 30),
-    autoretry_for=TRANSIENT_DB_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=8,
+    **job_task_options(
+        time_limit=settings.IMPORT_TASK_TIME_LIMIT, base=ImportJobTask, max_retries=8
+    ),
 )
 def import_items_task(self, job_id: int) -> None:
     """Run (or resume) import job `job_id` for one time slice; queue a continuation if the

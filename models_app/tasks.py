@@ -12,30 +12,15 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
+from labeling.jobtasks import JobTask, job_task_options
 from labeling.models import Job
 
 logger = logging.getLogger(__name__)
 
-_COMMON = {
-    "bind": True,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "time_limit": settings.ML_TASK_TIME_LIMIT,
-    "soft_time_limit": max(1, settings.ML_TASK_TIME_LIMIT - 30),
-    "autoretry_for": TRANSIENT_DB_ERRORS,
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 5,
-}
 
+class TrainJobTask(JobTask):
+    """A failed training also releases the project's training lock."""
 
-class MlJobTask(JobTask):
-    """Records a task's final failure (after its retries) on its job."""
-
-
-class TrainJobTask(MlJobTask):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         super().on_failure(exc, task_id, args, kwargs, einfo)
         job_id = kwargs.get("job_id", args[0] if args else None)
@@ -46,7 +31,10 @@ class TrainJobTask(MlJobTask):
             training_lock_release(project_id=job.project_id, job_id=job.pk)
 
 
-@shared_task(base=MlJobTask, name="models_app.embed", **_COMMON)
+_COMMON = job_task_options(time_limit=settings.ML_TASK_TIME_LIMIT)
+
+
+@shared_task(name="models_app.embed", **_COMMON)
 def embed_task(self, job_id: int) -> None:
     from models_app.services.embeddings import embeddings_run
 
@@ -56,7 +44,10 @@ def embed_task(self, job_id: int) -> None:
         logger.warning("Embedding job %s no longer exists.", job_id)
 
 
-@shared_task(base=TrainJobTask, name="models_app.train", **_COMMON)
+@shared_task(
+    name="models_app.train",
+    **job_task_options(time_limit=settings.ML_TASK_TIME_LIMIT, base=TrainJobTask),
+)
 def train_task(self, job_id: int) -> None:
     from models_app.services.training import training_lock_release, training_run
 

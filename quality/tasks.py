@@ -7,25 +7,14 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
+from labeling.jobtasks import job_task_options
 from labeling.models import Job
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    bind=True,
-    base=JobTask,
-    name="quality.aggregate",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    time_limit=settings.QUALITY_TASK_TIME_LIMIT,
-    soft_time_limit=max(1, settings.QUALITY_TASK_TIME_LIMIT - 30),
-    autoretry_for=TRANSIENT_DB_ERRORS,
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
+    name="quality.aggregate", **job_task_options(time_limit=settings.QUALITY_TASK_TIME_LIMIT)
 )
 def aggregate_task(self, job_id: int) -> None:
     """Re-aggregate a project's final labels. Idempotent: re-running computes the same labels
@@ -43,17 +32,7 @@ def aggregate_task_enqueue(*, job_id: int, countdown: int = 0) -> None:
 
 
 @shared_task(
-    bind=True,
-    base=JobTask,
-    name="quality.crowd_import",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    time_limit=settings.QUALITY_TASK_TIME_LIMIT,
-    soft_time_limit=max(1, settings.QUALITY_TASK_TIME_LIMIT - 30),
-    autoretry_for=TRANSIENT_DB_ERRORS,
-    retry_backoff=5,
-    retry_jitter=True,
-    max_retries=5,
+    name="quality.crowd_import", **job_task_options(time_limit=settings.QUALITY_TASK_TIME_LIMIT)
 )
 def crowd_import_task(self, job_id: int) -> None:
     """Import a stored crowd-label file into its project (all or nothing)."""

@@ -10,24 +10,12 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import TRANSIENT_DB_ERRORS, JobTask
+from labeling.jobtasks import job_task_options
 from labeling.models import Job
 
 logger = logging.getLogger(__name__)
 
-_COMMON = {
-    "bind": True,
-    "base": JobTask,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "time_limit": settings.WS_TASK_TIME_LIMIT,
-    "soft_time_limit": max(1, settings.WS_TASK_TIME_LIMIT - 30),
-    "autoretry_for": TRANSIENT_DB_ERRORS,
-    "retry_backoff": 5,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 8,
-}
+_COMMON = job_task_options(time_limit=settings.WS_TASK_TIME_LIMIT, max_retries=8)
 
 
 @shared_task(name="weak_supervision.apply_lfs", **_COMMON)

@@ -19,7 +19,7 @@ import joblib
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
@@ -135,16 +135,20 @@ def _cold_start_can_end(*, project: Project, model_settings: ModelSettings) -> b
     if ModelVersion.objects.filter(project=project, status="active").exists():
         return False
     has_gold = Item.objects.filter(project=project, is_gold=True).exists()
-    rows = Item.objects.filter(
-        project=project, final_labels__isnull=False, is_gold=False
-    ).values_list("final_labels", "final_lineage")
+    # Counted in the database, grouped by label and by machine origin: a handful of rows back
+    # however many labels the project has.
+    groups = (
+        Item.objects.filter(project=project, final_labels__isnull=False, is_gold=False)
+        .values_list("final_labels", "final_lineage__machine")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
     counts: dict[str, int] = {}
-    for labels, lineage in rows:
+    for labels, machine, n in groups:
         label = _single(labels)
-        machine = bool((lineage or {}).get("machine"))
-        if label is None or (machine and model_settings.machine_label_weight <= 0):
+        if label is None or (machine is True and model_settings.machine_label_weight <= 0):
             continue
-        counts[label] = counts.get(label, 0) + 1
+        counts[label] = counts.get(label, 0) + n
     if not has_gold:  # the split holds out floor(fraction x n) labels of each class
         counts = {
             c: n - min(int(np.floor(model_settings.holdout_fraction * n)), n - 1)

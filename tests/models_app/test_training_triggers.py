@@ -88,6 +88,37 @@ def test_training_starts_as_soon_as_cold_start_can_end(sent, django_capture_on_c
 
 
 @pytest.mark.django_db
+def test_machine_labels_weighted_zero_do_not_end_cold_start(
+    sent, django_capture_on_commit_callbacks
+):
+    # given a project that leaves cold start at 6 labels (2 per topic), machine labels weight 0
+    project = topic_project(per_topic=5)
+    settings_row = model_settings_get(project=project)
+    settings_row.retrain_every = 50
+    settings_row.min_labels = 6
+    settings_row.machine_label_weight = 0.0
+    settings_row.save()
+    items = {t: list(Item.objects.filter(project=project, metadata__topic=t)) for t in TOPICS}
+
+    def label(item, *, machine):
+        with django_capture_on_commit_callbacks(execute=True):
+            item.final_labels = [item.metadata["topic"]]
+            item.final_lineage = {"method": "auto_accept" if machine else "x", "machine": machine}
+            item.save(update_fields=["final_labels", "final_lineage"])
+            after_final_labels_changed(project=project, item_ids=[item.pk])
+
+    # when every topic has 2 labels, but politics' second one is auto-accepted
+    for topic in TOPICS:
+        label(items[topic][0], machine=False)
+    for topic in TOPICS:
+        label(items[topic][1], machine=topic == "politics")
+    # then nothing is trained yet; a human second politics label starts training
+    assert sent == []
+    label(items["politics"][2], machine=False)
+    assert len(sent) == 1
+
+
+@pytest.mark.django_db
 def test_no_cold_start_training_when_retraining_is_by_hand_only(
     sent, django_capture_on_commit_callbacks
 ):
