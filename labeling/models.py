@@ -229,7 +229,13 @@ class Assignment(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["item", "status", "expires_at"], name="assignment_slot_idx"),
+            # Live leases only: the queue's "who else holds this item" probes read this small
+            # index instead of every assignment ever made.
+            models.Index(
+                fields=["item", "expires_at"],
+                condition=Q(status="leased"),
+                name="assignment_live_idx",
+            ),
             models.Index(fields=["user", "project", "status"], name="assignment_user_idx"),
         ]
 
@@ -395,6 +401,8 @@ class Job(models.Model):
         ]
         indexes = [models.Index(fields=["project", "kind", "status"], name="job_lookup_idx")]
 
+    FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
 
@@ -406,4 +414,4 @@ class Job(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED, self.Status.CANCELLED}
+        return self.status in self.FINISHED_STATUSES

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def annotations_changed(*, project, item_ids: Sequence[int]) -> None:
+def annotations_changed(*, project, item_ids: Sequence[int], items=None) -> None:
     """Queue a coalesced re-aggregation after commit (see `quality.services.aggregation`)."""
     from quality.services.aggregation import annotations_changed as schedule
 
-    schedule(project=project, item_ids=item_ids)
+    schedule(project=project, item_ids=item_ids, items=items)

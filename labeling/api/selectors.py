@@ -4,9 +4,9 @@ project list with the caller's role and progress."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import (
     CharField,
-    F,
     OuterRef,
     Prefetch,
     Q,
@@ -17,6 +17,7 @@ from django.db.models import (
 
 from labeling.models import Annotation, Item, Job, Label, Membership, Prediction, Project
 from labeling.selectors import project_list_for_user, project_progress
+from labeling.services.db import RowModel
 
 
 def project_list_with_progress(*, user: AbstractBaseUser) -> list[Project]:
@@ -78,10 +79,19 @@ def job_list(*, project: Project, kind: str | None = None) -> QuerySet[Job]:
     return jobs.order_by("-created_at", "-id")
 
 
+_predictions = RowModel(Prediction)
+
+
 def item_suggestions(*, item: Item) -> list[Prediction]:
     """Machine suggestions to show next to an item: sources that did not abstain, most
-    confident first."""
-    predictions = Prediction.objects.filter(item=item).order_by(
-        F("confidence").desc(nulls_last=True), "-created_at", "-id"
-    )
+    confident first. Plain SQL: every "next item" of the annotation loop runs it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT {_predictions.columns("p")} FROM {Prediction._meta.db_table} p
+                 WHERE p.item_id = %s
+                 ORDER BY p.confidence IS NULL, p.confidence DESC, p.created_at DESC, p.id DESC""",
+            [item.pk],
+        )
+        rows = cursor.fetchall()
+    predictions = [_predictions.instance(row)[0] for row in rows]
     return [p for p in predictions if p.labels]

@@ -7,31 +7,34 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import F
 from django.utils import timezone
 
 from labeling.errors import ApplicationError, ConflictError, NotFoundError
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
 from labeling.services.hooks import after_annotations_changed, after_final_labels_changed
-from labeling.services.queue import (
-    assignment_upsert,
-    item_free_slots,
-    item_k,
-)
+from labeling.services.queue import assignment_upsert, item_k
+from labeling.services.submit import single_final_fields, submit_state, submit_write
 
 Status = Assignment.Status
 
 
-def _clean_labels(*, project: Project, labels: Sequence[str]) -> list[str]:
+def _labels_shape(*, project: Project, labels: Sequence[str]) -> list[str]:
+    """De-duplicate (keeping order) and check the count; no database access."""
     if isinstance(labels, str):
         labels = [labels]
-    cleaned = list(dict.fromkeys(str(v) for v in labels))  # de-duplicate, keep order
+    cleaned = list(dict.fromkeys(str(v) for v in labels))
     if not cleaned:
         raise ApplicationError("Choose at least one label.", {"field": "labels"})
     if not project.multi_label and len(cleaned) > 1:
         raise ApplicationError(
             "This project takes exactly one label per item.", {"field": "labels"}
         )
+    return cleaned
+
+
+def _clean_labels(*, project: Project, labels: Sequence[str]) -> list[str]:
+    cleaned = _labels_shape(project=project, labels=labels)
     allowed = set(project.labels.values_list("value", flat=True))
     unknown = [v for v in cleaned if v not in allowed]
     if unknown:
@@ -55,7 +58,7 @@ def _single_final(*, project: Project, item_id: int) -> None:
             final_labels=None, final_confidence=None, final_lineage=None
         )
         return
-    Item.objects.filter(pk=item_id).update(**_single_final_fields(annotation))
+    Item.objects.filter(pk=item_id).update(**single_final_fields(annotation))
 
 
 @transaction.atomic
@@ -73,95 +76,63 @@ def annotation_submit(
     Accepted if the user holds a live lease, or (lease expired) if the item still has a free
     slot counting others' live leases; otherwise ConflictError. Submitting twice edits the
     earlier answer instead of adding a second one.
+
+    The hot path of the annotation loop: one statement reads (and on PostgreSQL row-locks) the
+    item with everything the decision needs, one statement writes (PostgreSQL; other backends
+    write through the ORM), and the hooks run.
     """
-    cleaned = _clean_labels(project=project, labels=labels)
-    # Row lock on the item serialises every claim and submit on it (no-op on SQLite, where the
-    # IMMEDIATE transaction already serialises writers).
-    item = Item.objects.select_for_update().filter(pk=item_id, project=project).first()
-    if item is None:
-        raise NotFoundError("No such item in this project.", {"item": item_id})
+    cleaned = _labels_shape(project=project, labels=labels)
     now = timezone.now()
-    # The user's assignment tells both whether they answered already and whether their lease
-    # is live: one read on the common path.
-    mine = (
-        Assignment.objects.filter(item=item, user=user).values_list("status", "expires_at").first()
-    )
-    # No assignment at all: annotations imported from a file have none, so look too.
-    if mine is None or mine[0] == Status.SUBMITTED:
-        existing = Annotation.objects.filter(item=item, annotator=user).first()
-        if existing is not None:
-            return annotation_update(
-                annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
-            )
-    live_lease = mine is not None and mine[0] == Status.LEASED and mine[1] > now
-    k = item_k(item=item, project=project)
-    if not live_lease and (item_free_slots(item_id=item.pk, k=k, user_id=user.pk, now=now) <= 0):
+    # The item row lock (PostgreSQL) or the IMMEDIATE transaction (SQLite) serialises every
+    # claim and submit on the item, so what this read sees holds until commit.
+    state = submit_state(project=project, user_id=user.pk, item_id=item_id, labels=cleaned, now=now)
+    if state is None:
+        raise NotFoundError("No such item in this project.", {"item": item_id})
+    if state.known_labels < len(cleaned):
+        _clean_labels(project=project, labels=cleaned)  # raises, naming the unknown labels
+    if state.existing_annotation_id is not None:
+        existing = Annotation.objects.select_related("item__project").get(
+            pk=state.existing_annotation_id
+        )
+        return annotation_update(
+            annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
+        )
+    k = state.annotations_wanted or project.annotations_per_item
+    if not state.live_lease and state.free_slots(k) <= 0:
         raise ConflictError(
             "Your reservation on this item expired and other annotators have since completed it.",
-            {"item": item.pk},
+            {"item": item_id},
         )
-    suggestion = None
-    if suggestion_id is not None:
-        suggestion = Prediction.objects.filter(pk=suggestion_id, item=item).first()
-        if suggestion is None:
-            raise ApplicationError(
-                "That suggestion does not belong to this item.", {"field": "suggestion_id"}
-            )
-    # No savepoint needed: the item row lock (PostgreSQL) or the IMMEDIATE transaction
-    # (SQLite) serialises submits on this item, so the existence check above is reliable.
-    annotation = Annotation.objects.create(
-        item=item,
+    if (
+        suggestion_id is not None
+        and not Prediction.objects.filter(pk=suggestion_id, item_id=item_id).exists()
+    ):
+        raise ApplicationError(
+            "That suggestion does not belong to this item.", {"field": "suggestion_id"}
+        )
+    final_changed = k == 1 and state.annotation_count == 0 and not state.is_gold
+    annotation = Annotation(
+        item_id=item_id,
         project=project,
         annotator=user,
         labels=cleaned,
         time_spent_ms=max(0, int(time_spent_ms)),
-        suggestion=suggestion,
+        suggestion_id=suggestion_id,
+        created_at=now,
+        updated_at=now,
     )
-    AnnotationEvent.objects.create(
-        annotation_id_ref=annotation.pk,
-        item=item,
-        annotator=user,
-        action=AnnotationEvent.Action.CREATE,
-        labels=cleaned,
-        time_spent_ms=annotation.time_spent_ms,
+    submit_write(
+        annotation=annotation, k=k, is_gold=state.is_gold, set_final=final_changed, now=now
     )
-    assignment_upsert(
-        project=project,
-        user_id=user.pk,
-        item_id=item.pk,
-        status=Status.SUBMITTED,
-        leased_at=now,
-        expires_at=now,
+    counted = Item(
+        pk=item_id,
+        annotations_wanted=state.annotations_wanted,
+        annotation_count=state.annotation_count + 1,
     )
-    # One UPDATE: count, close at k (gold items stay open for every annotator), and (k == 1)
-    # the final label with its lineage.
-    updates = {"annotation_count": F("annotation_count") + 1, "updated_at": now}
-    if not item.is_gold:
-        updates["status"] = Case(
-            When(annotation_count__gte=k - 1, then=Value(Item.Status.DONE)),
-            default=F("status"),
-        )
-    final_changed = k == 1 and item.annotation_count == 0 and not item.is_gold
+    after_annotations_changed(project=project, item_ids=[item_id], items=[counted])
     if final_changed:
-        updates.update(_single_final_fields(annotation))
-    Item.objects.filter(pk=item.pk).update(**updates)
-    after_annotations_changed(project=project, item_ids=[item.pk])
-    if final_changed:
-        after_final_labels_changed(project=project, item_ids=[item.pk])
+        after_final_labels_changed(project=project, item_ids=[item_id])
     return annotation
-
-
-def _single_final_fields(annotation: Annotation) -> dict:
-    return {
-        "final_labels": annotation.labels,
-        "final_confidence": 1.0,
-        "final_lineage": {
-            "method": "single_annotator",
-            "version": "1",
-            "annotations": [annotation.pk],
-            "annotators": [annotation.annotator_id],
-        },
-    }
 
 
 @transaction.atomic

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import connection
+from django.db.models import Model
 
 
 def commit_without_flush_wait() -> None:
@@ -16,3 +19,45 @@ def commit_without_flush_wait() -> None:
     if connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1:
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
+class RowModel:
+    """Model instances from a plain cursor row, for hot paths written in SQL.
+
+    `Model.objects.raw()` works out its column mapping and converters on every query, which
+    costs more than a small query itself; this does it once per model. Select `columns(alias)`
+    first in the statement, then any extra columns: `instance(row)` builds the model from the
+    leading values (with the backend's converters, e.g. JSON decoding) and returns the rest.
+    """
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self.fields = list(model._meta.concrete_fields)
+        self.names = [f.attname for f in self.fields]
+        self._converters: dict[str, list] = {}
+        self._columns: dict[str, str] = {}
+
+    def columns(self, alias: str) -> str:
+        if alias not in self._columns:
+            self._columns[alias] = ", ".join(f'{alias}."{f.column}"' for f in self.fields)
+        return self._columns[alias]
+
+    def _converters_for_backend(self) -> list:
+        key = connection.vendor
+        if key not in self._converters:
+            from django.db.models.sql import Query
+
+            compiler = connection.ops.compiler("SQLCompiler")(
+                Query(self.model), connection, connection.alias
+            )
+            cols = [f.get_col(self.model._meta.db_table) for f in self.fields]
+            self._converters[key] = sorted(compiler.get_converters(cols).items())
+        return self._converters[key]
+
+    def instance(self, row: Sequence) -> tuple[Model, tuple]:
+        n = len(self.fields)
+        values = list(row[:n])
+        for pos, (converters, expression) in self._converters_for_backend():
+            for converter in converters:
+                values[pos] = converter(values[pos], expression, connection)
+        return self.model.from_db(connection.alias, self.names, values), tuple(row[n:])

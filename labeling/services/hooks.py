@@ -20,15 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from labeling.models import Project
+from labeling.models import Item, Project
 from models_app.services.embeddings import embeddings_schedule
 from models_app.services.triggers import flywheel_final_labels_changed
 from quality import hooks as quality_hooks
 
 
-def after_annotations_changed(*, project: Project, item_ids: Sequence[int]) -> None:
-    """Human annotations of these items were created, edited or retracted."""
-    quality_hooks.annotations_changed(project=project, item_ids=item_ids)
+def after_annotations_changed(
+    *, project: Project, item_ids: Sequence[int], items: Sequence[Item] | None = None
+) -> None:
+    """Human annotations of these items were created, edited or retracted. A caller that has
+    just written the items may pass them (with `annotations_wanted` and the new
+    `annotation_count`) so that downstream checks need not read them again."""
+    quality_hooks.annotations_changed(project=project, item_ids=item_ids, items=items)
 
 
 def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> None:

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError
 from labeling.models import Assignment, Item, Project
-from labeling.services.db import commit_without_flush_wait
+from labeling.services.db import RowModel, commit_without_flush_wait
 
 # How many candidates one locking read may return; a claim tries them in order.
 _CANDIDATE_BATCH = 3
@@ -41,6 +41,7 @@ _CANDIDATE_BATCH = 3
 _MAX_ROUNDS = 20
 
 Status = Assignment.Status
+_items = RowModel(Item)
 
 
 def _supports_skip_locked() -> bool:
@@ -77,7 +78,7 @@ def _candidates_sql(*, k: int) -> str:
         slot_clause = f"i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted}"
     lock = " FOR UPDATE OF i SKIP LOCKED" if _supports_skip_locked() else ""
     return f"""
-        SELECT i.id FROM {item} i
+        SELECT i.id, i.priority FROM {item} i
          WHERE i.project_id = %(project)s AND i.status = 'open'
            AND i.annotation_count < {wanted} AND NOT i.is_gold
            AND NOT EXISTS (
@@ -171,6 +172,10 @@ def queue_next_item(
     An unexpired lease the user already holds (not in `exclude_item_ids`) is returned first
     with a renewed expiry, so reloading the page does not grab a second item; the labeling page
     passes the item it is showing in `exclude_item_ids` to prefetch the one after it.
+
+    The hot path of the annotation loop. One statement finds the held lease or locks the
+    candidates; on PostgreSQL one more re-checks their slots, writes the lease and returns the
+    item (other backends do that step through the ORM).
     """
     exclude = [int(pk) for pk in exclude_item_ids]
     k = project.annotations_per_item
@@ -190,36 +195,126 @@ def queue_next_item(
         with transaction.atomic():
             commit_without_flush_wait()  # a lease is a reservation, not data
             now = timezone.now()
-            held = _active_lease(project=project, user=user, exclude=exclude, now=now)
-            if held is not None:
-                held.expires_at = now + timedelta(seconds=project.lease_seconds)
-                held.save(update_fields=["expires_at", "updated_at"])
-                return held
-            params = {
-                "project": project.pk,
-                "user": user.pk,
-                "now": now,
-                "k": k,
-                "limit": _CANDIDATE_BATCH,
-            }
-            exclude_sql = ""
-            if exclude:
-                placeholders = ", ".join(f"%(x{i})s" for i in range(len(exclude)))
-                exclude_sql = f"AND i.id NOT IN ({placeholders})"
-                params.update({f"x{i}": pk for i, pk in enumerate(exclude)})
-            sql = _candidates_sql(k=k).format(exclude=exclude_sql)
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                candidates = [row[0] for row in cursor.fetchall()]
+            held_id, candidates = _held_or_candidates(
+                project=project, user_id=user.pk, exclude=exclude, k=k, now=now
+            )
+            if held_id is not None:
+                return _renew(project=project, user=user, item_id=held_id, now=now)
             if not candidates:
                 return None
-            for item_id in candidates:
-                # Fresh statement under the row lock: sees leases committed before we got it.
-                item, free = _item_with_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now)
-                if free > 0:
-                    return _lease(project=project, user=user, item_id=item_id, now=now, item=item)
+            assignment = _lease_first_free(
+                project=project, user=user, candidates=candidates, k=k, now=now
+            )
+            if assignment is not None:
+                return assignment
         # Every candidate filled up while we waited; read again.
     return None
+
+
+def _held_or_candidates(
+    *, project: Project, user_id: int, exclude: Sequence[int], k: int, now
+) -> tuple[int | None, list[int]]:
+    """(the item of the user's live lease, []) if they hold one, else (None, up to
+    `_CANDIDATE_BATCH` candidate ids in queue order, row-locked on PostgreSQL). One statement:
+    the candidate scan only runs (and only locks) when no lease is held."""
+    params = {"project": project.pk, "user": user_id, "now": now, "k": k}
+    exclude_items = exclude_leases = ""
+    if exclude:
+        placeholders = ", ".join(f"%(x{i})s" for i in range(len(exclude)))
+        exclude_items = f"AND i.id NOT IN ({placeholders})"
+        exclude_leases = f"AND a.item_id NOT IN ({placeholders})"
+        params.update({f"x{i}": pk for i, pk in enumerate(exclude)})
+    params["limit"] = _CANDIDATE_BATCH
+    candidates = _candidates_sql(k=k).format(exclude=exclude_items)
+    sql = f"""
+        WITH held AS (
+            SELECT a.item_id FROM {Assignment._meta.db_table} a
+             WHERE a.project_id = %(project)s AND a.user_id = %(user)s AND a.status = 'leased'
+               AND a.expires_at > %(now)s {exclude_leases}
+             ORDER BY a.leased_at, a.id LIMIT 1),
+        cand AS ({candidates})
+        SELECT item_id, 1, 0 FROM held
+        UNION ALL
+        SELECT id, 0, priority FROM cand WHERE NOT EXISTS (SELECT 1 FROM held)
+        ORDER BY 2 DESC, 3 DESC, 1"""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if rows and rows[0][1]:
+        return rows[0][0], []
+    return None, [row[0] for row in rows]
+
+
+def _renew(*, project: Project, user: AbstractBaseUser, item_id: int, now) -> Assignment:
+    """Extend the user's live lease on the item."""
+    assignment = Assignment.objects.select_related("item").get(item_id=item_id, user=user)
+    assignment.expires_at = now + timedelta(seconds=project.lease_seconds)
+    assignment.save(update_fields=["expires_at", "updated_at"])
+    return assignment
+
+
+def _lease_first_free(
+    *, project: Project, user: AbstractBaseUser, candidates: Sequence[int], k: int, now
+) -> Assignment | None:
+    """Lease the first candidate that still has a free slot, or None. Call holding the
+    candidates' row locks (PostgreSQL) or inside an IMMEDIATE transaction (SQLite).
+
+    The slot count must be a *new* statement after the locks were taken: READ COMMITTED gives
+    it a fresh snapshot that sees every lease committed by whoever held a lock before us."""
+    if connection.vendor != "postgresql":
+        for item_id in candidates:
+            item, free = _item_with_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now)
+            if free > 0:
+                return _lease(project=project, user=user, item_id=item_id, now=now, item=item)
+        return None
+    item_table, asg = Item._meta.db_table, Assignment._meta.db_table
+    sql = f"""
+        WITH c AS (SELECT * FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS c(id, ord)),
+        pick AS (
+            SELECT i.id FROM c JOIN {item_table} i ON i.id = c.id
+             WHERE i.is_gold OR (i.status = 'open'
+                   AND COALESCE(i.annotations_wanted, %(k)s) - i.annotation_count
+                       - (SELECT COUNT(*) FROM {asg} o
+                           WHERE o.item_id = i.id AND o.status = 'leased'
+                             AND o.expires_at > %(now)s AND o.user_id <> %(user)s) > 0)
+             ORDER BY c.ord LIMIT 1),
+        lease AS (
+            INSERT INTO {asg} (item_id, project_id, user_id, status, leased_at, expires_at,
+                               updated_at)
+            SELECT id, %(project)s, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM pick
+            ON CONFLICT (item_id, user_id) DO UPDATE
+               SET status = EXCLUDED.status, leased_at = EXCLUDED.leased_at,
+                   expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+            RETURNING id, item_id, expires_at)
+        SELECT {_items.columns("i")}, lease.id, lease.expires_at
+          FROM lease JOIN {item_table} i ON i.id = lease.item_id"""
+    params = {
+        "ids": list(candidates),
+        "k": k,
+        "now": now,
+        "user": user.pk,
+        "project": project.pk,
+        "expires": now + timedelta(seconds=project.lease_seconds),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    item, (lease_id, expires_at) = _items.instance(row)
+    assignment = Assignment(
+        pk=lease_id,
+        item=item,
+        project=project,
+        user=user,
+        status=Status.LEASED,
+        leased_at=now,
+        expires_at=expires_at,
+        updated_at=now,
+    )
+    assignment._state.adding = False
+    assignment._state.db = connection.alias
+    return assignment
 
 
 def _gold_candidate(*, project: Project, user: AbstractBaseUser, exclude: Sequence[int]):

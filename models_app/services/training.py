@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ from typing import Any
 import joblib
 import numpy as np
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F, Max
+from django.db import connection, transaction
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
@@ -109,20 +111,97 @@ def training_lock_release(*, project_id: int, job_id: int) -> None:
         training_request(project=model_settings.project, reason="requested while training")
 
 
+@dataclass(frozen=True)
+class LabelCounter:
+    """The retrain counter after an increment, with the training lock's state."""
+
+    added: int
+    since_training: int
+    retrain_every: int
+    holder_id: int | None  # the training job holding the project's lock
+    retrain_pending: bool
+    holder_live: bool  # the holder is neither finished nor silent (see `_release_stale_lock`)
+    has_active_model: bool
+
+
 def final_labels_counted(*, project: Project, count: int) -> Job | None:
     """`count` new final labels arrived: retrain once `retrain_every` have accumulated, or, while
     no model is active, as soon as the labels can leave cold start."""
-    mine = ModelSettings.objects.filter(project=project)
-    if not mine.update(labels_since_training=F("labels_since_training") + count):
-        model_settings_get(project=project)  # first label of the project: create the row
-        mine.update(labels_since_training=F("labels_since_training") + count)
-    model_settings = mine.get()
-    since, retrain_every = model_settings.labels_since_training, model_settings.retrain_every
-    if retrain_every and since >= retrain_every:
-        return training_request(project=project, reason=f"{since} new labels")
-    if retrain_every and _cold_start_can_end(project=project, model_settings=model_settings):
+    return retrain_if_due(project=project, counter=label_counter_add(project=project, count=count))
+
+
+def label_counter_add(
+    *, project: Project, count: int | None = None, item_ids: Sequence[int] = ()
+) -> LabelCounter:
+    """Add `count`, or the number of `item_ids` that have final labels, to the project's
+    labels-since-training counter, in one statement that also reads back the lock's state.
+
+    Runs after every submit. Outside a transaction its commit does not wait for the WAL flush
+    (PostgreSQL): the counter only decides when to retrain, so losing an increment in a
+    database crash is harmless, while waiting for the disk would hold the project's settings
+    row, which every submit updates, for a whole fsync."""
+    state = _counter_update(project=project, count=count, item_ids=item_ids)
+    if state is None:  # first label of the project: create the row
+        model_settings_get(project=project)
+        state = _counter_update(project=project, count=count, item_ids=item_ids)
+    return LabelCounter(*state[:3], state[3], bool(state[4]), bool(state[5]), bool(state[6]))
+
+
+def retrain_if_due(*, project: Project, counter: LabelCounter) -> Job | None:
+    """Request a training job if the counter or the end of cold start calls for one. When a
+    live training job holds the lock and a retrain is already pending, nothing can change, so
+    nothing more is read."""
+    if not counter.added or not counter.retrain_every:
+        return None
+    if counter.holder_id is not None and counter.retrain_pending and counter.holder_live:
+        return None
+    if counter.since_training >= counter.retrain_every:
+        return training_request(project=project, reason=f"{counter.since_training} new labels")
+    if counter.has_active_model:
+        return None
+    model_settings = ModelSettings.objects.get(project=project)
+    if _cold_start_can_end(project=project, model_settings=model_settings):
         return training_request(project=project, reason="enough labels to leave cold start")
     return None
+
+
+def _counter_update(*, project: Project, count: int | None, item_ids: Sequence[int]):
+    ms, job, mv = ModelSettings._meta.db_table, Job._meta.db_table, ModelVersion._meta.db_table
+    stale_before = timezone.now() - timedelta(seconds=settings.TRAINING_LOCK_STALE_SECONDS)
+    finished = [s.value for s in Job.FINISHED_STATUSES]
+    if count is not None:
+        added, added_params = "%s", [count]
+    else:
+        marks = ", ".join(["%s"] * len(item_ids)) or "NULL"
+        added = f"""(SELECT COUNT(*) FROM {Item._meta.db_table}
+                      WHERE id IN ({marks}) AND final_labels IS NOT NULL)"""
+        added_params = [int(i) for i in item_ids]
+    no_flush_wait = ""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        # SET LOCAL for this one-statement transaction (see `commit_without_flush_wait`).
+        no_flush_wait = "AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+    marks = ", ".join(["%s"] * len(finished))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {ms} SET labels_since_training = labels_since_training + {added}
+                 WHERE project_id = %s {no_flush_wait}
+             RETURNING {added}, labels_since_training, retrain_every, training_job_id,
+                       retrain_pending,
+                       EXISTS (SELECT 1 FROM {job} j WHERE j.id = {ms}.training_job_id
+                                  AND j.status NOT IN ({marks})
+                                  AND COALESCE(j.heartbeat_at, j.created_at) >= %s),
+                       EXISTS (SELECT 1 FROM {mv} v
+                                WHERE v.project_id = {ms}.project_id AND v.status = %s)""",
+            [
+                *added_params,
+                project.pk,
+                *added_params,
+                *finished,
+                stale_before,
+                ModelVersion.Status.ACTIVE.value,
+            ],
+        )
+        return cursor.fetchone()
 
 
 def _cold_start_can_end(*, project: Project, model_settings: ModelSettings) -> bool:

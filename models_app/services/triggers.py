@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 from django.db import transaction
 
-from labeling.models import Item, Project
-from labeling.services.db import commit_without_flush_wait
+from labeling.models import Project
 
 
 def flywheel_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> None:
@@ -21,15 +20,12 @@ def flywheel_final_labels_changed(*, project: Project, item_ids: Sequence[int]) 
 
 def _after_commit(*, project: Project, item_ids: list[int]) -> None:
     from active_learning.tasks import mine_task_enqueue
-    from models_app.models import ModelVersion
-    from models_app.services.training import final_labels_counted
+    from models_app.services.training import label_counter_add, retrain_if_due
 
-    # Runs after every submit: one short transaction whose commit does not wait for the disk
-    # (the counter only decides when to retrain; a crash losing an increment is harmless).
-    with transaction.atomic():
-        commit_without_flush_wait()
-        labelled = Item.objects.filter(pk__in=item_ids, final_labels__isnull=False).count()
-        if labelled:
-            final_labels_counted(project=project, count=labelled)
-    if labelled and ModelVersion.objects.filter(project=project, status="active").exists():
+    # Runs after every submit: one statement in the common case.
+    counter = label_counter_add(project=project, item_ids=item_ids)
+    if not counter.added:
+        return
+    retrain_if_due(project=project, counter=counter)
+    if counter.has_active_model:
         mine_task_enqueue(project_id=project.pk, item_ids=item_ids)

@@ -462,15 +462,23 @@ def aggregation_request_on_commit(*, project: Project, delay: int | None = None)
     transaction.on_commit(request)
 
 
-def annotations_changed(*, project: Project, item_ids) -> None:
+def annotations_changed(*, project: Project, item_ids, items=None) -> None:
     """The hook's entry point: re-aggregate after commit if this project or item needs it.
     Projects with k == 1 get final labels from the core, except items with their own k > 1
-    (overlap) and items holding several annotations (imported crowd labels)."""
+    (overlap) and items holding several annotations (imported crowd labels). `items`, when the
+    caller has them, carry the current `annotations_wanted` and `annotation_count`."""
     if project.annotations_per_item == 1:
-        needs = Item.objects.filter(pk__in=list(item_ids)).filter(
-            Q(annotations_wanted__gt=1) | Q(annotation_count__gt=1)
-        )
-        if not needs.exists():
+        if items is not None:
+            needs = any(
+                (item.annotations_wanted or 1) > 1 or item.annotation_count > 1 for item in items
+            )
+        else:
+            needs = (
+                Item.objects.filter(pk__in=list(item_ids))
+                .filter(Q(annotations_wanted__gt=1) | Q(annotation_count__gt=1))
+                .exists()
+            )
+        if not needs:
             return
     aggregation_request_on_commit(project=project)
 

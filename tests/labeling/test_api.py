@@ -752,3 +752,40 @@ def test_import_passes_csv_delimiters_on(project, boss):
     assert response.status_code == 202
     mapping = Job.objects.get(pk=response.json()["id"]).params["mapping"]
     assert (mapping["delimiter"], mapping["label_delimiter"]) == (";", "+")
+
+
+def test_annotation_loop_payloads_match_their_documented_serializers(project, annotator):
+    # Given a leased item with metadata and two suggestions, one without a confidence
+    from labeling.api.selectors import item_suggestions
+    from labeling.api.views.annotate import (
+        AnnotationSerializer,
+        NextItemSerializer,
+        annotation_payload,
+        next_item_payload,
+    )
+    from labeling.services.queue import queue_next_item
+
+    item = ItemFactory(project=project, metadata={"source": "wire", "n": 3})
+    common = {"item": item, "project": project}
+    Prediction.objects.create(**common, source_kind="llm", source_id="p", labels=["neg"])
+    Prediction.objects.create(
+        **common, source_kind="model", source_id="clf", labels=["pos"], confidence=0.75
+    )
+    assignment = queue_next_item(project=project, user=annotator)
+
+    # When
+    built = next_item_payload(assignment)
+    annotation = annotation_submit(
+        project=project, user=annotator, item_id=item.pk, labels=["pos"], time_spent_ms=1200
+    )
+
+    # Then: the hand-built responses are what the serializers (the documented schema) give
+    assignment.suggestions = item_suggestions(item=assignment.item)
+    assert built == json.loads(json.dumps(NextItemSerializer(assignment).data))
+    assert [s["source_id"] for s in built["suggestions"]] == ["clf", "p"]
+    assert annotation_payload(annotation) == AnnotationSerializer(annotation).data
+    stored = Annotation.objects.get(pk=annotation.pk)
+    assert annotation_payload(stored) == annotation_payload(annotation) | {
+        "created_at": AnnotationSerializer(stored).data["created_at"],
+        "updated_at": AnnotationSerializer(stored).data["updated_at"],
+    }

@@ -212,3 +212,33 @@ def test_two_concurrent_triggers_start_one_training(sent):
         )
     assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN).count() == 20
     assert Item.objects.filter(project=project).count() == 6
+
+
+@pytest.mark.django_db
+def test_labels_while_a_live_job_trains_with_a_retrain_pending_start_nothing(
+    sent, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    # given a running training job holding the lock, a retrain already pending, and a counter
+    # past the threshold
+    from models_app.services.training import final_labels_counted
+
+    project = topic_project(per_topic=2)
+    with django_capture_on_commit_callbacks(execute=True):
+        running = training_request(project=project, reason="now")
+    ModelSettings.objects.filter(project=project).update(
+        retrain_pending=True, retrain_every=2, labels_since_training=5
+    )
+
+    # when more final labels arrive, only the counter moves: one statement, no new job
+    with django_assert_max_num_queries(1):
+        assert final_labels_counted(project=project, count=1) is None
+    assert Job.objects.filter(project=project, kind=Job.Kind.TRAIN).count() == 1
+    assert ModelSettings.objects.get(project=project).labels_since_training == 6
+
+    # when the running job dies silently (finished without releasing), the next label frees
+    # the lock and starts the retrain
+    Job.objects.filter(pk=running.pk).update(status=Job.Status.FAILED)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = final_labels_counted(project=project, count=1)
+    assert started is not None and started.pk != running.pk
+    assert sent[-1] == started.pk

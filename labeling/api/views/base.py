@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.views import APIView
+
+from labeling.api.authentication import FastTokenAuthentication
 
 
 class ApiSchema(AutoSchema):
@@ -22,6 +24,6 @@ class ApiSchema(AutoSchema):
 class ApiView(APIView):
     # Token first: its WWW-Authenticate header turns "not logged in" into 401 instead of 403.
     # A request without an Authorization header falls through to the session (with CSRF).
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    authentication_classes = [FastTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
     schema = ApiSchema()
