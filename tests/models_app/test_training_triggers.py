@@ -240,5 +240,6 @@ def test_labels_while_a_live_job_trains_with_a_retrain_pending_start_nothing(
     Job.objects.filter(pk=running.pk).update(status=Job.Status.FAILED)
     with django_capture_on_commit_callbacks(execute=True):
         started = final_labels_counted(project=project, count=1)
-    assert started is not None and started.pk != running.pk
+    assert started is not None
+    assert started.pk != running.pk
     assert sent[-1] == started.pk

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from labeling.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_schema
 from labeling.api.permissions import annotation_for_author, item_in_project, project_for_role
 from labeling.api.selectors import annotation_list, item_suggestions
+from labeling.api.validation import InputValidator
 from labeling.api.views.base import ApiView
 from labeling.models import Annotation, Assignment, Membership, Prediction
 from labeling.services.annotations import annotation_retract, annotation_submit, annotation_update
@@ -101,6 +103,7 @@ def annotation_payload(annotation: Annotation) -> dict:
 
 
 class ItemNextApi(ApiView):
+    renderer_classes = [JSONRenderer]  # the annotation loop: no browsable-API negotiation
     class InputSerializer(serializers.Serializer):
         exclude = serializers.ListField(
             child=serializers.IntegerField(),
@@ -125,10 +128,9 @@ class ItemNextApi(ApiView):
     )
     def post(self, request, pid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = _next_input.validate(request.data)
         assignment = queue_next_item(
-            project=project, user=request.user, exclude_item_ids=data.validated_data["exclude"]
+            project=project, user=request.user, exclude_item_ids=data["exclude"]
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -136,6 +138,7 @@ class ItemNextApi(ApiView):
 
 
 class ItemSubmitApi(ApiView):
+    renderer_classes = [JSONRenderer]
     class InputSerializer(serializers.Serializer):
         labels = serializers.ListField(
             child=serializers.CharField(max_length=100),
@@ -168,13 +171,14 @@ class ItemSubmitApi(ApiView):
     )
     def post(self, request, pid: int, iid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
-        data = self.InputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = _submit_input.validate(request.data)
         # The service locks the item and answers 404 if it is not in this project.
-        annotation = annotation_submit(
-            project=project, user=request.user, item_id=iid, **data.validated_data
-        )
+        annotation = annotation_submit(project=project, user=request.user, item_id=iid, **data)
         return Response(annotation_payload(annotation), status=status.HTTP_201_CREATED)
+
+
+_next_input = InputValidator(ItemNextApi.InputSerializer)
+_submit_input = InputValidator(ItemSubmitApi.InputSerializer)
 
 
 class ItemSkipApi(ApiView):
