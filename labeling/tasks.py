@@ -49,3 +49,13 @@ def import_items_task_enqueue(*, job_id: int) -> None:
     routing stays a deployment decision). Callers inside a transaction wrap this in
     ``transaction.on_commit``."""
     import_items_task.apply_async((job_id,), queue=settings.QUEUE_IMPORT)
+
+
+@shared_task(name="labeling.leases_expire", ignore_result=True)
+def leases_expire_task() -> None:
+    """Periodic (beat): retire expired leases; see `leases_expire`."""
+    from labeling.services.queue import leases_expire
+
+    released = leases_expire()
+    if released:
+        logger.info("Released %s expired leases.", released)

@@ -215,6 +215,14 @@ QUEUE_TRAIN = env("QUEUE_TRAIN", "train")
 QUEUE_LLM = env("QUEUE_LLM", "llm")
 QUEUE_EMBED = env("QUEUE_EMBED", "embed")
 CELERY_TASK_DEFAULT_QUEUE = QUEUE_DEFAULT
+# Periodic tasks (one `celery beat` per deployment; `make run` starts it inside its worker).
+CELERY_BEAT_SCHEDULE = {
+    "leases-expire": {
+        "task": "labeling.leases_expire",
+        "schedule": env_int("LEASE_SWEEP_SECONDS", 300),
+        "options": {"queue": QUEUE_DEFAULT, "expires": 240},
+    },
+}
 
 # --- Flywheel domain settings ----------------------------------------------------------------
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000)

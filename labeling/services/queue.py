@@ -361,6 +361,21 @@ def assignment_release(*, project: Project, user: AbstractBaseUser, item_id: int
     ).update(status=Status.RELEASED, expires_at=now)
 
 
+def leases_expire(*, grace_seconds: int = 60) -> int:
+    """Mark leases that expired more than `grace_seconds` ago as released; returns how many.
+
+    Changes no behaviour (an expired lease already frees its slot, and a late submit is judged
+    by the item's free slots whatever the lease's status); it keeps the partial index of live
+    leases, which every "next item" probes, as small as the number of annotators at work
+    instead of growing with every abandoned page. Run periodically (Celery beat)."""
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    with transaction.atomic():
+        commit_without_flush_wait()
+        return Assignment.objects.filter(status=Status.LEASED, expires_at__lt=cutoff).update(
+            status=Status.RELEASED
+        )
+
+
 def user_has_live_lease(*, user_id: int, item_id: int, now) -> bool:
     return Assignment.objects.filter(
         item_id=item_id, user_id=user_id, status=Status.LEASED, expires_at__gt=now

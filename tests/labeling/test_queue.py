@@ -134,3 +134,29 @@ def test_skip_of_an_item_from_another_project_is_refused(project, annotator):
     foreign = ItemFactory()
     with pytest.raises(ApplicationError):
         assignment_skip(project=project, user=annotator, item_id=foreign.pk)
+
+
+def test_leases_expire_retires_only_long_expired_leases(project, annotator):
+    from labeling.services.queue import leases_expire
+
+    # given two leases, one expired long ago and one live
+    old, live = ItemFactory(project=project), ItemFactory(project=project)
+    now = timezone.now()
+    for item, expires in ((old, now - timedelta(minutes=10)), (live, now + timedelta(minutes=5))):
+        Assignment.objects.create(
+            project=project,
+            item=item,
+            user=annotator,
+            status=Assignment.Status.LEASED,
+            leased_at=now - timedelta(minutes=20),
+            expires_at=expires,
+        )
+
+    # when the sweep runs
+    released = leases_expire(grace_seconds=60)
+
+    # then only the expired one is released, and the live one is still what the user is handed
+    assert released == 1
+    statuses = dict(Assignment.objects.values_list("item_id", "status"))
+    assert statuses == {old.pk: "released", live.pk: "leased"}
+    assert queue_next_item(project=project, user=annotator).item.pk == live.pk

@@ -104,6 +104,7 @@ def annotation_payload(annotation: Annotation) -> dict:
 
 class ItemNextApi(ApiView):
     renderer_classes = [JSONRenderer]  # the annotation loop: no browsable-API negotiation
+
     class InputSerializer(serializers.Serializer):
         exclude = serializers.ListField(
             child=serializers.IntegerField(),
@@ -139,6 +140,7 @@ class ItemNextApi(ApiView):
 
 class ItemSubmitApi(ApiView):
     renderer_classes = [JSONRenderer]
+
     class InputSerializer(serializers.Serializer):
         labels = serializers.ListField(
             child=serializers.CharField(max_length=100),
