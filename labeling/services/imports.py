@@ -7,7 +7,9 @@ and creates a `Job` of kind ``import``; the Celery task `import_items_task` (or 
 1. Validation ("staging") streams the whole file through `labeling.importing.RowValidator`,
    counts its rows (``progress_total``) and writes the valid rows, parsed and hashed, in batches
    of ``settings.IMPORT_BATCH_SIZE`` input rows to a stage file beside the upload
-   (``MEDIA_ROOT/imports/job-<id>.rows``, ``marshal`` records). A row whose text an earlier
+   (``MEDIA_ROOT/imports/job-<id>.copy``, ``marshal`` records), each row already encoded as its
+   line of PostgreSQL COPY text (metadata as JSON, escaped), so writing it sends bytes and does
+   no per-row work in Python (other paths decode the lines back). A row whose text an earlier
    valid row of the file has is not staged but counted as duplicate content. If any row is bad
    and ``skip_invalid`` is off, the job fails with ``result = {"errors": [first 1000 {row, line,
    field, reason}], "error_count", "invalid", "total_rows"}`` and nothing is written. A file
@@ -31,7 +33,9 @@ Dedupe, per row, in file order:
 When the file has no id column the id is derived from the content hash (see
 `labeling.importing`), so equal texts are "duplicate content" there too.
 
-Writing: PostgreSQL COPYs each batch into a temporary table and inserts from it with
+Writing: into a project that was empty when the job was validated, PostgreSQL COPYs each batch
+straight into the item table (falling back to the next path on a clash). Otherwise PostgreSQL
+COPYs each batch into a temporary table and inserts from it with
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING``; other databases (SQLite) use
 ``bulk_create(ignore_conflicts=True)`` (SQLite's ``BEGIN IMMEDIATE`` serialises writers, so the
 existence checks made earlier in the same transaction still hold).
@@ -62,11 +66,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from labeling import copytext
 from labeling.errors import ApplicationError, ConflictError
 from labeling.importing import (
     FORMATS,
@@ -276,7 +282,9 @@ class _Plan:
 
     @property
     def stage_path(self) -> Path:
-        return _import_dir() / f"job-{self.job_id}.rows"
+        # ".copy": rows staged as COPY text. A ".rows" file is an older release's stage file
+        # (marshalled row tuples): ignored, so such a job stages its file again.
+        return _import_dir() / f"job-{self.job_id}.copy"
 
     @contextmanager
     def records(self) -> Iterator[tuple[RecordReader, RowValidator]]:
@@ -381,24 +389,26 @@ class _Heartbeat:
 
 
 def _stage(plan: _Plan) -> tuple[int, ErrorReport, bool]:
-    """Pass 1: read and check every row; write the valid ones, parsed, in batches to the stage
-    file (``marshal`` records ``(last_row, [row tuples])``, one per batch). Returns (rows,
-    report, fatal). The stage file appears complete or not at all; it is skipped once the
-    import is bound to fail."""
+    """Pass 1: read and check every row; write the valid ones in batches to the stage file,
+    each row already as its line of COPY text (see `_StagedBatch`), so the write pass sends
+    bytes without touching a row. Returns (rows, report, fatal). The stage file appears
+    complete or not at all; it is skipped once the import is bound to fail."""
     report = ErrorReport()
     heartbeat = _Heartbeat(plan.job_id)
     partial = plan.stage_path.with_name(f"{plan.stage_path.name}.{uuid.uuid4().hex}.part")
     total = batch_start = 0
-    batch: list[tuple[Any, ...]] = []
+    batch = _StagedBatch()
     # Texts seen in this file (64-bit string hashes): a later row with the same text is not
     # staged but counted as duplicate content. The first valid row with a text wins.
     texts_seen: set[int] = set()
     batch_size = plan.batch_size
     all_or_nothing = not plan.skip_invalid
+    encode = _CopyLineEncoder(plan)
     try:
         with plan.records() as (records, validator), partial.open("wb") as out:
+            check = validator.check
             for record in records:
-                valid, errors = validator.check(record)
+                valid, errors = check(record)
                 total = record.row
                 if errors:
                     report.add(errors)
@@ -408,13 +418,13 @@ def _stage(plan: _Plan) -> tuple[int, ErrorReport, bool]:
                         report.duplicate_content += 1
                     else:
                         texts_seen.add(text_key)
-                        batch.append(valid.as_tuple())
+                        batch.add(valid, encode(valid, strict=record.strict))
                 if total - batch_start >= batch_size:
                     if not (all_or_nothing and report.error_count):
-                        marshal.dump((total, batch), out)
-                    batch, batch_start = [], total
+                        marshal.dump((total, *batch.as_tuple()), out)
+                    batch, batch_start = _StagedBatch(), total
                     heartbeat.maybe(f"Checking the file: {total:,} rows read")
-            marshal.dump((total, batch), out)
+            marshal.dump((total, *batch.as_tuple()), out)
             out.flush()
             os.fsync(out.fileno())
     except ImportFileError as exc:
@@ -431,17 +441,163 @@ def _stage(plan: _Plan) -> tuple[int, ErrorReport, bool]:
     return total, report, False
 
 
-def _staged_batches(plan: _Plan, *, after_row: int) -> Iterator[tuple[int, list[ValidRow]]]:
+# The columns of a staged line, in order; `_StagedBatch.copy_payload` adds `_TAIL_COLUMNS`.
+_LINE_COLUMNS = "external_id, text, metadata, content_hash, status, final_labels, final_lineage"
+_TAIL_COLUMNS = (
+    "created_at, updated_at, project_id, priority, annotation_count, import_job_id, is_gold"
+)
+
+
+def _json_bytes(value: Any, *, strict: bool) -> bytes:
+    """JSON of values that came from `Record.values`: orjson for strict ones (the common case),
+    else the json module, which writes what orjson cannot (big integers, NaN) as it always has."""
+    if strict:
+        return orjson.dumps(value)
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+class _CopyLineEncoder:
+    """A valid row as its staged line: the `_LINE_COLUMNS` in COPY text form, without a
+    newline. Everything in it is fixed once the file is validated (the final labels and their
+    lineage depend only on the job), so a re-staged file gives the same lines."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        self.unlabeled_tail = b"\t".join(
+            (b"", Item.Status.OPEN.encode(), copytext.NULL, copytext.NULL)
+        )
+
+    def __call__(self, row: ValidRow, *, strict: bool) -> bytes:
+        escape = copytext.escape
+        fields = (
+            row.external_id.encode(),
+            row.text.encode(),
+            _json_bytes(row.metadata, strict=strict),
+            row.content_hash.encode(),
+        )
+        head = b"\t".join(fields)
+        # Most rows need no escape at all: one look at the joined line instead of one per field.
+        if head.count(b"\t") != 3 or b"\\" in head or b"\n" in head or b"\r" in head:
+            head = b"\t".join((*map(escape, fields[:3]), fields[3]))
+        if not row.labels:
+            return head + self.unlabeled_tail
+        status, final_labels, lineage = _final_fields(self.plan, row.labels)
+        return b"\t".join(
+            (
+                head,
+                status.encode(),
+                copytext.NULL
+                if final_labels is None
+                else escape(json.dumps(final_labels).encode()),
+                copytext.NULL if lineage is None else escape(json.dumps(lineage).encode()),
+            )
+        )
+
+
+class _StagedBatch:
+    """The valid rows of one batch of input rows, as staged: their row numbers, their COPY
+    lines (`_CopyLineEncoder`), whether each id was derived from the text, and the labels of
+    the labeled ones by position. Written with ``marshal`` as plain lists."""
+
+    __slots__ = ("derived", "labels", "lines", "rows")
+
+    def __init__(
+        self,
+        rows: list[int] | None = None,
+        lines: list[bytes] | None = None,
+        derived: list[bool] | None = None,
+        labels: dict[int, list[str]] | None = None,
+    ) -> None:
+        self.rows = rows if rows is not None else []
+        self.lines = lines if lines is not None else []
+        self.derived = derived if derived is not None else []
+        self.labels = labels if labels is not None else {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, row: ValidRow, line: bytes) -> None:
+        if row.labels:
+            self.labels[len(self.rows)] = row.labels
+        self.rows.append(row.row)
+        self.lines.append(line)
+        self.derived.append(row.id_derived)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return self.rows, self.lines, self.derived, self.labels
+
+    def subset(self, positions: Iterable[int]) -> _StagedBatch:
+        subset = _StagedBatch()
+        for position in positions:
+            if position in self.labels:
+                subset.labels[len(subset.rows)] = self.labels[position]
+            subset.rows.append(self.rows[position])
+            subset.lines.append(self.lines[position])
+            subset.derived.append(self.derived[position])
+        return subset
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(external_id, content_hash) per row: the two fields the dedupe looks up."""
+        keys = []
+        for line in self.lines:
+            external_id, _, _, content_hash, _ = line.split(b"\t", 4)
+            keys.append((_unescaped(external_id), content_hash.decode()))
+        return keys
+
+    def labeled(self) -> list[tuple[str, list[str]]]:
+        """(external_id, labels) of the labeled rows."""
+        return [
+            (_unescaped(self.lines[position].split(b"\t", 1)[0]), labels)
+            for position, labels in self.labels.items()
+        ]
+
+    def valid_rows(self) -> list[ValidRow]:
+        """The rows decoded back (for the ORM path)."""
+        rows = []
+        for position, line in enumerate(self.lines):
+            external_id, text, metadata, content_hash = line.split(b"\t", 4)[:4]
+            rows.append(
+                ValidRow(
+                    row=self.rows[position],
+                    external_id=_unescaped(external_id),
+                    text=_unescaped(text),
+                    content_hash=content_hash.decode(),
+                    labels=self.labels.get(position, []),
+                    metadata=json.loads(_unescaped(metadata)),
+                    id_derived=self.derived[position],
+                )
+            )
+        return rows
+
+    def copy_payload(self, tail: bytes) -> bytes:
+        """The rows as one block of COPY text, each line followed by `tail` (its last columns
+        and the newline)."""
+        if not self.lines:
+            return b""
+        return tail.join(self.lines) + tail
+
+
+def _unescaped(field: bytes) -> str:
+    value = copytext.unescape(field)
+    assert value is not None
+    return value.decode()
+
+
+def _staged_batches(plan: _Plan, *, after_row: int) -> Iterator[tuple[int, _StagedBatch]]:
     """(last_row, rows) per staged batch, leaving out rows up to `after_row` (committed)."""
     with plan.stage_path.open("rb", buffering=_COPY_CHUNK) as staged:
         while True:
             try:
-                last_row, rows = marshal.load(staged)
+                last_row, *columns = marshal.load(staged)
             except EOFError:
                 return
             if last_row <= after_row:
                 continue
-            yield last_row, [ValidRow(*values) for values in rows if values[0] > after_row]
+            batch = _StagedBatch(*columns)
+            if batch.rows and batch.rows[0] <= after_row:
+                # Only when the file was staged again with another batch size.
+                batch = batch.subset(i for i, row in enumerate(batch.rows) if row > after_row)
+            yield last_row, batch
 
 
 def _fail_validation(plan: _Plan, *, total: int, report: ErrorReport, fatal: bool) -> None:
@@ -514,8 +670,8 @@ def _write(plan: _Plan, *, cursor: dict[str, Any], deadline: float | None) -> Jo
     """Pass 2: commit the staged batches, each with the cursor; then finish the job."""
     rows_done = int(cursor.get("rows_done", 0))
     counts = {key: int(cursor.get(key, 0)) for key in _COUNTS}
-    for last_row, rows in _staged_batches(plan, after_row=rows_done):
-        job = _commit(plan, rows, before=rows_done, after=last_row, counts=counts)
+    for last_row, batch in _staged_batches(plan, after_row=rows_done):
+        job = _commit(plan, batch, before=rows_done, after=last_row, counts=counts)
         if job is None:
             return Job.objects.get(pk=plan.job_id)
         rows_done = last_row
@@ -525,7 +681,9 @@ def _write(plan: _Plan, *, cursor: dict[str, Any], deadline: float | None) -> Jo
             )
             job.refresh_from_db()
             return job
-    job = _commit(plan, [], before=rows_done, after=rows_done, counts=counts, finish=True)
+    job = _commit(
+        plan, _StagedBatch(), before=rows_done, after=rows_done, counts=counts, finish=True
+    )
     if job is None:
         return Job.objects.get(pk=plan.job_id)
     _remove_files(plan)
@@ -534,7 +692,7 @@ def _write(plan: _Plan, *, cursor: dict[str, Any], deadline: float | None) -> Jo
 
 def _commit(
     plan: _Plan,
-    rows: list[ValidRow],
+    rows: _StagedBatch,
     *,
     before: int,
     after: int,
@@ -593,8 +751,9 @@ def _summary(result: dict[str, Any]) -> str:
 
 
 def _remove_files(plan: _Plan) -> None:
-    """The stage file always; the uploaded copy if the job owns it."""
+    """The stage file always (an older release's too); the uploaded copy if the job owns it."""
     plan.stage_path.unlink(missing_ok=True)
+    plan.stage_path.with_suffix(".rows").unlink(missing_ok=True)
     if plan.owned_file:
         plan.path.unlink(missing_ok=True)
 
@@ -603,7 +762,7 @@ def _remove_files(plan: _Plan) -> None:
 
 
 def _write_batch(
-    plan: _Plan, rows: list[ValidRow], *, project_was_empty: bool
+    plan: _Plan, rows: _StagedBatch, *, project_was_empty: bool
 ) -> tuple[int, int, int]:
     """Insert the rows that are new; returns (created, skipped_existing_id,
     skipped_duplicate_content). Call inside the batch's transaction.
@@ -611,14 +770,14 @@ def _write_batch(
     The staged rows are unique by id and by text within the file already, so when the project
     had no items before this job, PostgreSQL skips the two look-ups: the only possible clash is
     with this job's own rows (a re-run), which ON CONFLICT absorbs and RETURNING counts."""
-    if not rows:
+    if not len(rows):
         return 0, 0, 0
     postgres = connection.vendor == "postgresql"
     if project_was_empty and postgres:
         fresh, skipped_id, skipped_content = rows, 0, 0
     else:
         fresh, skipped_id, skipped_content = _classify(plan, rows)
-    if not fresh:
+    if not len(fresh):
         return 0, skipped_id, skipped_content
     created, item_ids = None, {}
     if project_was_empty and postgres:
@@ -630,32 +789,35 @@ def _write_batch(
     # Rows that lost a race with a concurrent writer of the same id were not created.
     skipped_id += len(fresh) - created
     labeled = [
-        (item_ids[r.external_id], r.labels) for r in fresh if r.labels and r.external_id in item_ids
+        (item_ids[external_id], labels)
+        for external_id, labels in fresh.labeled()
+        if external_id in item_ids
     ]
     if labeled:
         _insert_predictions(plan, labeled)
     return created, skipped_id, skipped_content
 
 
-def _classify(plan: _Plan, rows: list[ValidRow]) -> tuple[list[ValidRow], int, int]:
+def _classify(plan: _Plan, rows: _StagedBatch) -> tuple[_StagedBatch, int, int]:
     """(rows to insert, skipped for an existing id, skipped for existing text), in file order."""
-    existing_ids = _existing(plan.project_id, "external_id", [r.external_id for r in rows])
-    existing_hashes = _existing(plan.project_id, "content_hash", [r.content_hash for r in rows])
-    fresh: list[ValidRow] = []
+    keys = rows.keys()
+    existing_ids = _existing(plan.project_id, "external_id", [k[0] for k in keys])
+    existing_hashes = _existing(plan.project_id, "content_hash", [k[1] for k in keys])
+    fresh: list[int] = []
     skipped_id = skipped_content = 0
-    for row in rows:
+    for position, (external_id, text_hash) in enumerate(keys):
         # A derived id *is* the content, so for those rows "same text" is the better reason.
-        if not row.id_derived and row.external_id in existing_ids:
+        if not rows.derived[position] and external_id in existing_ids:
             skipped_id += 1
-        elif row.content_hash in existing_hashes:
+        elif text_hash in existing_hashes:
             skipped_content += 1
-        elif row.external_id in existing_ids:
+        elif external_id in existing_ids:
             skipped_id += 1
         else:
-            existing_ids.add(row.external_id)
-            existing_hashes.add(row.content_hash)
-            fresh.append(row)
-    return fresh, skipped_id, skipped_content
+            existing_ids.add(external_id)
+            existing_hashes.add(text_hash)
+            fresh.append(position)
+    return rows.subset(fresh), skipped_id, skipped_content
 
 
 def _existing(project_id: int, column: str, values: list[str]) -> set[str]:
@@ -688,46 +850,29 @@ def _final_fields(plan: _Plan, labels: list[str]) -> tuple[str, list[str] | None
 
 _PG_TEMP_TABLE = "flywheel_import_rows"
 
-_ITEM_COPY_COLUMNS = (
-    "created_at, updated_at, project_id, external_id, text, metadata, content_hash, priority, "
-    "status, annotation_count, final_labels, final_lineage, import_job_id, is_gold"
-)
+
+def _copy_tail(plan: _Plan, now: Any) -> bytes:
+    """The `_TAIL_COLUMNS` of every row of a batch, in COPY text, with the newline."""
+    stamp = now.isoformat()
+    return f"\t{stamp}\t{stamp}\t{plan.project_id}\t0\t0\t{plan.job_id}\tf\n".encode()
 
 
-def _copy_items_postgres(plan: _Plan, rows: list[ValidRow]) -> tuple[int | None, dict[str, int]]:
-    """The fast path into a project that was empty when the job started: COPY straight into the
-    item table inside a savepoint. Returns (created, {external_id: id} of the labeled rows), or
-    (None, {}) if any row clashed with an existing item (a concurrent writer of the same ids),
-    after which the caller takes the ON CONFLICT path for this batch."""
+def _copy_items_postgres(plan: _Plan, rows: _StagedBatch) -> tuple[int | None, dict[str, int]]:
+    """The fast path into a project that was empty when the job started: COPY the staged lines
+    straight into the item table inside a savepoint. Returns (created, {external_id: id} of the
+    labeled rows), or (None, {}) if any row clashed with an existing item (a concurrent writer
+    of the same ids), after which the caller takes the ON CONFLICT path for this batch."""
     table = Item._meta.db_table
-    dumps = json.dumps
-    now = timezone.now()
+    payload = rows.copy_payload(_copy_tail(plan, timezone.now()))
     # COPY is psycopg's own call, outside Django's error wrapping: catch both forms.
     clash = (IntegrityError, connection.Database.IntegrityError)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            with cursor.copy(f'COPY "{table}" ({_ITEM_COPY_COLUMNS}) FROM STDIN') as copy:
-                for row in rows:
-                    status, final_labels, lineage = _final_fields(plan, row.labels)
-                    copy.write_row(
-                        (
-                            now,
-                            now,
-                            plan.project_id,
-                            row.external_id,
-                            row.text,
-                            dumps(row.metadata, ensure_ascii=False),
-                            row.content_hash,
-                            0.0,
-                            status,
-                            0,
-                            None if final_labels is None else dumps(final_labels),
-                            None if lineage is None else dumps(lineage),
-                            plan.job_id,
-                            False,
-                        )
-                    )
-            labeled = [r.external_id for r in rows if r.labels]
+            with cursor.copy(
+                f'COPY "{table}" ({_LINE_COLUMNS}, {_TAIL_COLUMNS}) FROM STDIN'
+            ) as copy:
+                copy.write(payload)
+            labeled = [external_id for external_id, _ in rows.labeled()]
             ids: dict[str, int] = {}
             if labeled:
                 cursor.execute(
@@ -741,36 +886,20 @@ def _copy_items_postgres(plan: _Plan, rows: list[ValidRow]) -> tuple[int | None,
     return len(rows), ids
 
 
-def _insert_items_postgres(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:
-    """COPY the rows into a temporary table, then one INSERT ... SELECT ... ON CONFLICT DO
-    NOTHING. Returns {external_id: item id} of the rows actually inserted."""
+def _insert_items_postgres(plan: _Plan, rows: _StagedBatch) -> dict[str, int]:
+    """COPY the staged lines into a temporary table, then one INSERT ... SELECT ... ON CONFLICT
+    DO NOTHING. Returns {external_id: item id} of the rows actually inserted."""
     table = Item._meta.db_table
-    dumps = json.dumps
     now = timezone.now()
     with connection.cursor() as cursor:
+        # `ord` numbers the rows in COPY order, which is file order.
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {_PG_TEMP_TABLE} (ord integer, external_id text, "
+            f"CREATE TEMPORARY TABLE {_PG_TEMP_TABLE} (ord bigserial, external_id text, "
             "text text, metadata jsonb, content_hash text, status text, final_labels jsonb, "
             "final_lineage jsonb) ON COMMIT DROP"
         )
-        with cursor.copy(
-            f"COPY {_PG_TEMP_TABLE} (ord, external_id, text, metadata, content_hash, status, "
-            "final_labels, final_lineage) FROM STDIN"
-        ) as copy:
-            for ordinal, row in enumerate(rows):
-                status, final_labels, lineage = _final_fields(plan, row.labels)
-                copy.write_row(
-                    (
-                        ordinal,
-                        row.external_id,
-                        row.text,
-                        dumps(row.metadata, ensure_ascii=False),
-                        row.content_hash,
-                        status,
-                        None if final_labels is None else dumps(final_labels),
-                        None if lineage is None else dumps(lineage),
-                    )
-                )
+        with cursor.copy(f"COPY {_PG_TEMP_TABLE} ({_LINE_COLUMNS}) FROM STDIN") as copy:
+            copy.write(rows.copy_payload(b"\n"))
         cursor.execute(
             f'INSERT INTO "{table}" (created_at, updated_at, project_id, external_id, text, '
             "metadata, content_hash, priority, status, annotation_count, final_labels, "
@@ -787,9 +916,10 @@ def _insert_items_postgres(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:
         return inserted
 
 
-def _insert_items_orm(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:
+def _insert_items_orm(plan: _Plan, rows: _StagedBatch) -> dict[str, int]:
     items = []
-    for row in rows:
+    valid_rows = rows.valid_rows()
+    for row in valid_rows:
         status, final_labels, lineage = _final_fields(plan, row.labels)
         items.append(
             Item(
@@ -806,7 +936,7 @@ def _insert_items_orm(plan: _Plan, rows: list[ValidRow]) -> dict[str, int]:
         )
     Item.objects.bulk_create(items, ignore_conflicts=True)
     ids: dict[str, int] = {}
-    external_ids = [row.external_id for row in rows]
+    external_ids = [row.external_id for row in valid_rows]
     for start in range(0, len(external_ids), _LOOKUP_CHUNK):
         ids.update(
             Item.objects.filter(

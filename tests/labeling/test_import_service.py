@@ -680,3 +680,91 @@ def test_fast_path_falls_back_when_another_writer_took_an_id_meanwhile(project, 
     assert sorted(items(project)) == sorted(f"r{n}" for n in range(7))
     assert job.result["created"] == 6
     assert job.result["skipped_existing_id"] == 1
+
+
+# ---- rows staged as COPY text ---------------------------------------------------------------
+
+AWKWARD = [
+    # Every character that COPY's text format escapes, in ids, texts and metadata.
+    {"id": "tab\there", "text": "line one\nline two\r\nend", "path": "C:\\temp\\new"},
+    {"id": "back\\slash", "text": "a\\tb is not a tab; \\N is not null", "note": "\t"},
+    {"id": "plain", "text": "Ünïcødé ✓ and \\.", "nested": {"k\tey": ["x\ny", "\\"]}},
+]
+
+
+def expected_awkward():
+    return {row["id"]: row["text"] for row in AWKWARD}
+
+
+@pytest.mark.parametrize("project_was_empty", [True, False])
+def test_tabs_newlines_and_backslashes_arrive_unchanged(project, tmp_path, project_was_empty):
+    # given rows whose ids, texts and metadata hold every character COPY escapes, imported into
+    # an empty project (PostgreSQL: COPY straight in) or one with items (ON CONFLICT / ORM)
+    if not project_was_empty:
+        ItemFactory(project=project, external_id="other", text="Other")
+    path = write(tmp_path, "awkward.jsonl", jsonl(*AWKWARD))
+
+    job = run_import(project, path)
+
+    # then every value is stored exactly as the file has it
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    stored = items(project)
+    stored.pop("other", None)
+    assert stored == expected_awkward()
+    metadata = dict(Item.objects.filter(project=project).values_list("external_id", "metadata"))
+    assert metadata["tab\there"] == {"path": "C:\\temp\\new"}
+    assert metadata["back\\slash"] == {"note": "\t"}
+    assert metadata["plain"] == {"nested": {"k\tey": ["x\ny", "\\"]}}
+
+
+def test_awkward_rows_survive_the_fallback_from_the_fast_path(project, tmp_path):
+    # given a job validated while the project was empty, whose second batch then clashes with a
+    # rival writer (the fast path gives way to the ON CONFLICT path, which reads the lines back)
+    path = write(tmp_path, "awkward.jsonl", jsonl(*AWKWARD, {"id": "rival", "text": "mine"}))
+    job = import_job_create(project=project, path=path, enqueue=False)
+    original = imports._write_batch
+    calls = []
+
+    def write_batch_with_a_rival(plan, rows, *, project_was_empty):
+        if len(calls) == 1:
+            ItemFactory(project=project, external_id="rival", text="theirs")
+        calls.append(project_was_empty)
+        return original(plan, rows, project_was_empty=project_was_empty)
+
+    imports._write_batch = write_batch_with_a_rival
+    try:
+        job = import_run(job_id=job.pk)
+    finally:
+        imports._write_batch = original
+
+    # then the awkward rows are intact and the rival's item untouched
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert items(project) == {**expected_awkward(), "rival": "theirs"}
+    assert job.result["skipped_existing_id"] == 1
+
+
+def test_integers_beyond_64_bits_and_labels_keep_their_exact_values(project, tmp_path):
+    # given JSON lines with a huge integer, a float and a label (final)
+    big = 123456789012345678901234567890
+    path = write(
+        tmp_path,
+        "numbers.jsonl",
+        jsonl(
+            {"id": "a", "text": "Alpha", "big": big, "score": 0.25, "label": "pos"},
+            {"id": "b", "text": "Beta", "small": -(2**63), "label": ""},
+        ),
+    )
+
+    job = run_import(project, path, mapping={"label": "label"}, labels_are_final=True)
+
+    # then the metadata holds the same numbers, and the label made the item done
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    a = Item.objects.get(project=project, external_id="a")
+    assert a.metadata == {"big": big, "score": 0.25}
+    assert a.final_labels == ["pos"]
+    assert a.status == Item.Status.DONE
+    assert a.final_lineage == {"method": "import", "job": job.pk, "file": "numbers.jsonl"}
+    b = Item.objects.get(project=project, external_id="b")
+    assert b.metadata == {"small": -(2**63)}
+    assert b.status == Item.Status.OPEN
+    assert Prediction.objects.get(item=a).labels == ["pos"]

@@ -114,6 +114,47 @@ def test_jsonl_skips_blank_lines_and_reports_malformed_and_non_object_lines():
     assert records[3].values == {"text": "b"}
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"text": "a", "n": 123456789012345678901234567890, "f": 0.5}',  # beyond 64 bits
+        b'{"text": "a", "deep": {"n": -9223372036854775809}}',
+        b'{"text": "a", "n": 18446744073709551615, "big": 1e400}',  # inf, as json reads it
+        b'{"text": "a", "x": NaN}',
+        b'{"text": "a", "s": "\\ud800"}',  # a lone surrogate escape
+        b'{"text": "a", "nul": "x\\u0000y", "k": [1, 2.5, "z"]}',
+        b'{"text": "caf\xc3\xa9", "id": 7, "m": {"a": null, "b": true}}',
+    ],
+)
+def test_jsonl_values_are_what_the_json_module_reads(line):
+    # The fast parser must never change a value: whatever it reads, the json module reads alike.
+    _, records = read(line + b"\n", "jsonl")
+
+    (record,) = records
+    expected = json.loads(line.decode())
+    assert record.values == expected
+    assert repr(record.values) == repr(expected)  # same types too (int stays int)
+
+
+def test_jsonl_invalid_utf8_and_nul_are_still_reported_per_field():
+    data = (
+        b'{"text": "ok", "id": "1"}\n'
+        b'{"text": "bad \xff", "id": "2"}\n'
+        b'{"text": "n\\u0000", "id": "3"}\n'
+    )
+    _, records = read(data, "jsonl")
+    validator = RowValidator(mapping=Mapping(), limits=Limits(), labels=LABELS, multi_label=False)
+
+    results = [validator.check(record) for record in records]
+
+    assert results[0][0] is not None
+    assert [e.as_dict() for e in results[1][1]] == [
+        {"row": 2, "line": 2, "field": "text", "reason": "text has invalid UTF-8"}
+    ]
+    assert (results[2][1][0].row, results[2][1][0].field) == (3, "text")
+    assert "NUL character" in results[2][1][0].reason
+
+
 def test_jsonl_line_longer_than_the_record_limit_is_one_bad_row():
     # given a limit of ~1 MiB per record and a 6 MiB line between two good ones
     limits = Limits(max_text_chars=10, max_field_chars=10)
