@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
@@ -33,6 +35,18 @@ def membership_role(*, project: Project, user: AbstractBaseUser) -> str | None:
 _projects = RowModel(Project)
 
 
+class PrefetchedProject(NamedTuple):
+    """A project (None: no such project) read with its member role by the authentication of
+    the request (see `labeling.api.authentication`), kept on the user for this request."""
+
+    project_id: int
+    project: Project | None
+
+
+def project_row_model() -> RowModel:
+    return _projects
+
+
 def project_with_role(*, project_id: int, user: AbstractBaseUser) -> Project | None:
     """The project with the user's membership role read in the same query (None if there is
     no such project); `membership_role` then needs no query of its own. Plain SQL: every API
@@ -40,6 +54,9 @@ def project_with_role(*, project_id: int, user: AbstractBaseUser) -> Project | N
     database's answering it."""
     if not user.is_authenticated:
         return None
+    prefetched = getattr(user, "prefetched_project", None)
+    if prefetched is not None and prefetched.project_id == project_id:
+        return prefetched.project
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT {_projects.columns("p")},

@@ -1,9 +1,14 @@
-"""Token authentication for the API with the lookup as one plain statement.
+"""Token authentication for the API, with the lookup as one plain statement.
 
 DRF's `TokenAuthentication` reads the token with ``select_related("user")``; building that
 query costs more than running it, and every request of the annotation loop pays it. This reads
-the user through the token in one prepared-shape SQL statement and applies the same checks
-(unknown token, inactive user) with the same errors."""
+the user through the token in one SQL statement and applies the same checks (unknown token,
+inactive user) with the same errors.
+
+On URLs of one project (a ``pid`` URL argument), the same statement also reads that project and
+the user's membership role in it, which every such view needs next (`project_with_role` then
+uses it instead of asking again): one round trip per request instead of two.
+"""
 
 from __future__ import annotations
 
@@ -14,29 +19,65 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
+from labeling.models import Membership, Project
+from labeling.selectors import PrefetchedProject, project_row_model
 from labeling.services.db import RowModel
 
 _users: RowModel | None = None
 
 
+def _user_rows() -> RowModel:
+    global _users
+    User = get_user_model()
+    if _users is None or _users.model is not User:
+        _users = RowModel(User)
+    return _users
+
+
 class FastTokenAuthentication(TokenAuthentication):
+    project_id: int | None = None
+
+    def authenticate(self, request):
+        # DRF makes one authenticator per request, so this attribute is the request's own.
+        kwargs = (getattr(request, "parser_context", None) or {}).get("kwargs") or {}
+        pid = kwargs.get("pid")
+        self.project_id = int(pid) if pid is not None else None
+        return super().authenticate(request)
+
     def authenticate_credentials(self, key):
-        global _users
         User = get_user_model()
-        if _users is None or _users.model is not User:
-            _users = RowModel(User)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {_users.columns('u')} FROM {User._meta.db_table} u "
-                f"JOIN {Token._meta.db_table} t ON t.user_id = u.{User._meta.pk.column} "
-                "WHERE t.key = %s",
-                [key],
+        users = _user_rows()
+        sql = (
+            f"SELECT {users.columns('u')} FROM {User._meta.db_table} u "
+            f"JOIN {Token._meta.db_table} t ON t.user_id = u.{User._meta.pk.column} "
+            "WHERE t.key = %s"
+        )
+        params = [key]
+        projects = project_row_model()
+        if self.project_id is not None:
+            sql = (
+                f"SELECT {users.columns('u')}, {projects.columns('p')},"
+                f" (SELECT m.role FROM {Membership._meta.db_table} m"
+                f"   WHERE m.project_id = p.id AND m.user_id = u.{User._meta.pk.column})"
+                f" FROM {User._meta.db_table} u"
+                f" JOIN {Token._meta.db_table} t ON t.user_id = u.{User._meta.pk.column}"
+                f" LEFT JOIN {Project._meta.db_table} p ON p.id = %s"
+                " WHERE t.key = %s"
             )
+            params = [self.project_id, key]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user, _rest = _users.instance(row)
+        user, rest = users.instance(row)
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        if self.project_id is not None:
+            project = None
+            if rest[0] is not None:  # the project's id column: the project exists
+                project, (role,) = projects.instance(rest)
+                project.member_role = role
+            user.prefetched_project = PrefetchedProject(self.project_id, project)
         # DRF returns the token as request.auth; nothing here reads more than its key.
         return user, Token(key=key, user=user)

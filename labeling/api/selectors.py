@@ -84,7 +84,10 @@ _predictions = RowModel(Prediction)
 
 def item_suggestions(*, item: Item) -> list[Prediction]:
     """Machine suggestions to show next to an item: sources that did not abstain, most
-    confident first. Plain SQL: every "next item" of the annotation loop runs it."""
+    confident first. Plain SQL: every "next item" of the annotation loop runs it, unless the
+    queue already read them with the item (``item.prefetched_suggestions``)."""
+    if hasattr(item, "prefetched_suggestions"):
+        return item.prefetched_suggestions
     with connection.cursor() as cursor:
         cursor.execute(
             f"""SELECT {_predictions.columns("p")} FROM {Prediction._meta.db_table} p

@@ -21,6 +21,16 @@ def commit_without_flush_wait() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
+def no_flush_wait_sql() -> str | None:
+    """The same as `commit_without_flush_wait` as an SQL expression, to put into a statement the
+    transaction runs anyway (saving the round trip of a ``SET LOCAL``): it must be evaluated,
+    e.g. in a select list whose row is fetched. None where it would not apply: other backends,
+    or inside a caller's transaction. In autocommit mode the statement is its own transaction."""
+    if connection.vendor != "postgresql" or len(connection.atomic_blocks) > 1:
+        return None
+    return "set_config('synchronous_commit', 'off', true)"
+
+
 class RowModel:
     """Model instances from a plain cursor row, for hot paths written in SQL.
 

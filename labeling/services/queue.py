@@ -21,6 +21,7 @@ Concurrency
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from datetime import timedelta
@@ -32,8 +33,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
-from labeling.models import Assignment, Item, Project
-from labeling.services.db import RowModel, commit_without_flush_wait
+from labeling.models import Assignment, Item, Prediction, Project
+from labeling.services.db import RowModel, commit_without_flush_wait, no_flush_wait_sql
 
 # How many candidates one locking read may return; a claim tries them in order.
 _CANDIDATE_BATCH = 3
@@ -66,7 +67,10 @@ def _candidates_sql(*, k: int) -> str:
     with LIMIT over a correlated count in one statement on both backends."""
     item = Item._meta.db_table
     asg = Assignment._meta.db_table
-    wanted = "COALESCE(i.annotations_wanted, %(k)s)"
+    # k and the LIMIT are written into the text, not bound: the statement is prepared once per
+    # connection, and with them as parameters PostgreSQL's generic plan could not see that the
+    # LIMIT is small and would re-plan the query on every request.
+    wanted = f"COALESCE(i.annotations_wanted, {int(k)})"
     # k == 1 everywhere (the common case): a free item is one nobody else holds a live lease
     # on. Items whose own k is larger fall back to counting live leases.
     others_live = f"""FROM {asg} o WHERE o.item_id = i.id AND o.status = 'leased'
@@ -87,7 +91,7 @@ def _candidates_sql(*, k: int) -> str:
            AND {slot_clause}
            {{exclude}}
          ORDER BY i.priority DESC, i.id
-         LIMIT %(limit)s{lock}"""
+         LIMIT {_CANDIDATE_BATCH}{lock}"""
 
 
 def item_k(*, item: Item, project: Project) -> int:
@@ -193,12 +197,12 @@ def queue_next_item(
                 return _lease(project=project, user=user, item_id=gold_id, now=now)
     for _ in range(_MAX_ROUNDS):
         with transaction.atomic():
-            commit_without_flush_wait()  # a lease is a reservation, not data
             now = timezone.now()
             held_id, candidates = _held_or_candidates(
                 project=project, user_id=user.pk, exclude=exclude, k=k, now=now
             )
             if held_id is not None:
+                commit_without_flush_wait()  # a lease is a reservation, not data
                 return _renew(project=project, user=user, item_id=held_id, now=now)
             if not candidates:
                 return None
@@ -217,14 +221,13 @@ def _held_or_candidates(
     """(the item of the user's live lease, []) if they hold one, else (None, up to
     `_CANDIDATE_BATCH` candidate ids in queue order, row-locked on PostgreSQL). One statement:
     the candidate scan only runs (and only locks) when no lease is held."""
-    params = {"project": project.pk, "user": user_id, "now": now, "k": k}
+    params = {"project": project.pk, "user": user_id, "now": now}
     exclude_items = exclude_leases = ""
     if exclude:
         placeholders = ", ".join(f"%(x{i})s" for i in range(len(exclude)))
         exclude_items = f"AND i.id NOT IN ({placeholders})"
         exclude_leases = f"AND a.item_id NOT IN ({placeholders})"
         params.update({f"x{i}": pk for i, pk in enumerate(exclude)})
-    params["limit"] = _CANDIDATE_BATCH
     candidates = _candidates_sql(k=k).format(exclude=exclude_items)
     sql = f"""
         WITH held AS (
@@ -262,12 +265,15 @@ def _lease_first_free(
     The slot count must be a *new* statement after the locks were taken: READ COMMITTED gives
     it a fresh snapshot that sees every lease committed by whoever held a lock before us."""
     if connection.vendor != "postgresql":
+        commit_without_flush_wait()
         for item_id in candidates:
             item, free = _item_with_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now)
             if free > 0:
                 return _lease(project=project, user=user, item_id=item_id, now=now, item=item)
         return None
     item_table, asg = Item._meta.db_table, Assignment._meta.db_table
+    # A lease is a reservation, not data: its commit need not wait for the disk.
+    no_flush_wait = f", {no_flush_wait_sql()}" if no_flush_wait_sql() else ""
     sql = f"""
         WITH c AS (SELECT * FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS c(id, ord)),
         pick AS (
@@ -286,7 +292,16 @@ def _lease_first_free(
                SET status = EXCLUDED.status, leased_at = EXCLUDED.leased_at,
                    expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
             RETURNING id, item_id, expires_at)
-        SELECT {_items.columns("i")}, lease.id, lease.expires_at
+        SELECT {_items.columns("i")}, lease.id, lease.expires_at,
+               (SELECT json_agg(json_build_object(
+                         'id', p.id, 'source_kind', p.source_kind, 'source_id', p.source_id,
+                         'source_version', p.source_version, 'labels', p.labels,
+                         'confidence', p.confidence)
+                       ORDER BY p.confidence IS NULL, p.confidence DESC, p.created_at DESC,
+                                p.id DESC)
+                  FROM {Prediction._meta.db_table} p
+                 WHERE p.item_id = i.id AND p.labels <> '[]'::jsonb)::text
+               {no_flush_wait}
           FROM lease JOIN {item_table} i ON i.id = lease.item_id"""
     params = {
         "ids": list(candidates),
@@ -301,7 +316,13 @@ def _lease_first_free(
         row = cursor.fetchone()
     if row is None:
         return None
-    item, (lease_id, expires_at) = _items.instance(row)
+    item, (lease_id, expires_at, suggestions, *_) = _items.instance(row)
+    # The suggestions shown beside the item, read in the same statement (see
+    # `labeling.api.selectors.item_suggestions`).
+    item.prefetched_suggestions = [
+        Prediction(item=item, project_id=item.project_id, **fields)
+        for fields in json.loads(suggestions or "[]")
+    ]
     assignment = Assignment(
         pk=lease_id,
         item=item,

@@ -505,6 +505,44 @@ def test_token_auth(project, annotator):
     assert [p["id"] for p in projects.json()] == [project.pk]
 
 
+def token_client(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+def test_token_auth_on_project_urls_checks_membership_and_role(project, annotator):
+    # Given items, a member and an outsider with tokens, and another project
+    ItemFactory(project=project)
+    outsider = UserFactory(username="outsider")
+    other = ProjectFactory()
+    member = token_client(annotator)
+
+    # When each asks for project URLs (the token read also reads the project and role)
+    mine = member.post(url("item-next", pid=project.pk), {}, format="json")
+    theirs = member.post(url("item-next", pid=other.pk), {}, format="json")
+    missing = member.post(url("item-next", pid=other.pk + 1000), {}, format="json")
+    as_annotator_export = member.get(url("export", pid=project.pk))
+    outside = token_client(outsider).post(url("item-next", pid=project.pk), {}, format="json")
+
+    # Then: the same answers as with a session
+    assert mine.status_code == 200
+    assert (theirs.status_code, missing.status_code, outside.status_code) == (404, 404, 404)
+    assert as_annotator_export.status_code == 403
+    session = client_for(outsider).post(url("item-next", pid=project.pk), {}, format="json")
+    assert session.status_code == outside.status_code
+
+
+def test_token_of_an_inactive_user_is_refused_on_project_urls(project, annotator):
+    client = token_client(annotator)
+    annotator.is_active = False
+    annotator.save()
+
+    response = client.post(url("item-next", pid=project.pk), {}, format="json")
+
+    assert response.status_code == 401
+
+
 def test_wrong_password_gets_no_token(annotator):
     response = APIClient().post(
         url("token"), {"username": "ann", "password": "wrong"}, format="json"
