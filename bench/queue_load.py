@@ -5,7 +5,7 @@ with token auth on keep-alive connections, open-loop arrivals. Prints p50/p95/p9
 (next + submit, measured from its scheduled start) at 100 pairs/s, then steps the offered load
 up to find the highest rate at which p99 stays under 200 ms.
 
-    .venv/bin/python -m bench.queue_load [--items 1000000] [--workers 3] [--threads 4]
+    .venv/bin/python -m bench.queue_load [--items 1000000] [--workers N] [--threads N]
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int | None, threads: int | None) -> subprocess.Popen:
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="config.settings.production",
@@ -91,24 +91,23 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",
     )
+    # The production settings file (config/gunicorn.conf.py); --workers/--threads override it.
     cmd = [
         sys.executable,
         "-m",
         "gunicorn",
         "config.wsgi",
+        "-c",
+        "config/gunicorn.conf.py",
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--worker-class",
-        "gthread",
-        "--keep-alive",
-        "30",
         "--log-level",
         "warning",
     ]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    if threads:
+        cmd += ["--threads", str(threads)]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -136,8 +135,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=None, help="default: gunicorn.conf.py")
+    parser.add_argument("--threads", type=int, default=None, help="default: gunicorn.conf.py")
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--step-duration", type=float, default=20.0)
     parser.add_argument("--rates", default="100,200,300,400,500,600,800")
@@ -151,8 +150,9 @@ def main() -> None:
     server = start_gunicorn(port, args.workers, args.threads)
     try:
         print(
-            f"  gunicorn gthread {args.workers} workers x {args.threads} threads; "
-            f"{args.users} annotators; {args.items:,} items"
+            f"  gunicorn (config/gunicorn.conf.py) workers {args.workers or 'default'}, "
+            f"threads {args.threads or 'default'}; {args.users} annotators; {args.items:,} items; "
+            f"load average {os.getloadavg()[0]:.2f}"
         )
         asyncio.run(
             run_pairs(
@@ -179,6 +179,7 @@ def main() -> None:
         report("100 pairs/s", stats, achieved)
         best = None
         for rate in (float(r) for r in args.rates.split(",")):
+            _vacuum()  # what autovacuum does between bursts in production (off on this machine)
             stats, achieved = asyncio.run(
                 run_pairs(
                     host="127.0.0.1",

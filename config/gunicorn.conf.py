@@ -1,0 +1,17 @@
+"""gunicorn settings for the web app (production image and the queue benchmark).
+
+Measured on 2 cores (docs/benchmarks.md, queue benchmark): the annotation loop is Python-bound,
+and one request per process at a time (gthread, 1 thread) with several processes per core beat
+fewer processes with more threads (GIL contention and the thread pool's hand-offs cost more
+than the database waits they hide). gthread rather than sync keeps HTTP connections alive.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", 6 * multiprocessing.cpu_count()))
+threads = int(os.environ.get("WEB_THREADS", 1))
+keepalive = int(os.environ.get("WEB_KEEPALIVE", 30))
+timeout = int(os.environ.get("WEB_TIMEOUT", 120))
