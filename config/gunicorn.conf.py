@@ -11,7 +11,9 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", 6 * multiprocessing.cpu_count()))
+# Each process keeps one PostgreSQL connection open (DB_CONN_MAX_AGE): capped at 24 so a large
+# host stays well inside PostgreSQL's default max_connections (100) next to the workers.
+workers = int(os.environ.get("WEB_CONCURRENCY", min(6 * multiprocessing.cpu_count(), 24)))
 threads = int(os.environ.get("WEB_THREADS", 1))
 keepalive = int(os.environ.get("WEB_KEEPALIVE", 30))
 timeout = int(os.environ.get("WEB_TIMEOUT", 120))
