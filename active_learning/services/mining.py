@@ -8,7 +8,7 @@ boost right away; every later re-rank boosts the neighbours of recent flagged it
 from __future__ import annotations
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from active_learning.models import MinedError
@@ -29,6 +29,38 @@ def _unlabelled_mask(project: Project, vectors: VectorSet) -> np.ndarray:
         dtype=np.int64,
     )
     return ~np.isin(vectors.item_ids, labelled)
+
+
+def mining_worth_checking(*, project_id: int, item_ids: list[int]) -> bool:
+    """Whether any of these items has a final label and a prediction of the project's model at
+    or above the mining confidence: the only items `mining_check` can flag. One statement, run
+    after every submit once a model is active, so that a mining task is queued only for them
+    (an uncertainty-ranked queue mostly serves items the model is unsure of)."""
+    from active_learning.models import ActiveLearningSettings
+
+    if not item_ids:
+        return False
+    default = ActiveLearningSettings._meta.get_field("mining_confidence").default
+    marks = ", ".join(["%s"] * len(item_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT 1 FROM {Item._meta.db_table} i
+                  JOIN {Prediction._meta.db_table} p ON p.item_id = i.id
+                 WHERE i.id IN ({marks}) AND i.final_labels IS NOT NULL
+                   AND p.source_kind = %s AND p.source_id = %s
+                   AND p.confidence >= COALESCE(
+                       (SELECT s.mining_confidence FROM {ActiveLearningSettings._meta.db_table} s
+                         WHERE s.project_id = %s), %s)
+                 LIMIT 1""",
+            [
+                *item_ids,
+                Prediction.SourceKind.MODEL.value,
+                ModelVersion(project_id=project_id).source_id,
+                project_id,
+                default,
+            ],
+        )
+        return cursor.fetchone() is not None
 
 
 def mining_check(*, project: Project, item_ids: list[int]) -> list[MinedError]:

@@ -19,6 +19,7 @@ def flywheel_final_labels_changed(*, project: Project, item_ids: Sequence[int]) 
 
 
 def _after_commit(*, project: Project, item_ids: list[int]) -> None:
+    from active_learning.services.mining import mining_worth_checking
     from active_learning.tasks import mine_task_enqueue
     from models_app.services.training import label_counter_add, retrain_if_due
 
@@ -27,5 +28,5 @@ def _after_commit(*, project: Project, item_ids: list[int]) -> None:
     if not counter.added:
         return
     retrain_if_due(project=project, counter=counter)
-    if counter.has_active_model:
+    if counter.has_active_model and mining_worth_checking(project_id=project.pk, item_ids=item_ids):
         mine_task_enqueue(project_id=project.pk, item_ids=item_ids)

@@ -152,3 +152,33 @@ def test_a_confident_mistake_is_flagged_and_its_neighbours_boosted(trained):
     Item.objects.filter(pk=agreeing.item_id).update(final_labels=agreeing.labels)
     assert mining_check(project=trained, item_ids=[agreeing.item_id]) == []
     assert ModelVersion.objects.filter(project=trained).count() == 1
+
+
+def test_mining_is_queued_only_for_labels_on_confident_predictions(
+    trained, no_broker, django_capture_on_commit_callbacks
+):
+    # given the model's most and least confident predictions on unlabeled items
+    from active_learning.services.mining import mining_worth_checking
+    from labeling.services.hooks import after_final_labels_changed
+
+    al = al_settings_get(project=trained)
+    al.mining_confidence = 0.5
+    al.save()
+    model = Prediction.objects.filter(project=trained, source_kind="model")
+    confident = model.order_by("-confidence").first()
+    unsure = model.order_by("confidence").first()
+    assert confident.confidence >= 0.5 > unsure.confidence
+    for prediction in (confident, unsure):
+        Item.objects.filter(pk=prediction.item_id).update(final_labels=["sport"])
+
+    # then only the confident one is worth a mining task
+    assert mining_worth_checking(project_id=trained.pk, item_ids=[confident.item_id])
+    assert not mining_worth_checking(project_id=trained.pk, item_ids=[unsure.item_id])
+    assert not mining_worth_checking(project_id=trained.pk, item_ids=[])
+
+    # and the hook after a final label queues the task for that one only
+    no_broker.clear()
+    for prediction in (unsure, confident):
+        with django_capture_on_commit_callbacks(execute=True):
+            after_final_labels_changed(project=trained, item_ids=[prediction.item_id])
+    assert [event for event in no_broker if event[0] == "mine"] == [("mine", [confident.item_id])]
