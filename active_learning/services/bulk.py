@@ -8,6 +8,7 @@ PostgreSQL: COPY into a temporary table, then one ``UPDATE ... FROM`` (prioritie
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -19,14 +20,27 @@ from labeling.models import Item, Prediction
 _ORM_BATCH = 5000
 
 
+# Above this many rows (PostgreSQL, outside a transaction) the write is split by id range over
+# two connections, so the database updates on two cores instead of one.
+_PARALLEL_MIN_ROWS = 200_000
+
+
 def item_priorities_write(*, item_ids: np.ndarray, priorities: np.ndarray) -> int:
-    """Set ``Item.priority`` of `item_ids` (aligned with `priorities`) in one transaction;
-    rows whose priority does not change are not rewritten. Returns rows updated."""
+    """Set ``Item.priority`` of `item_ids` (aligned with `priorities`); rows whose priority does
+    not change are not rewritten. Returns rows updated.
+
+    One transaction, except for large writes on PostgreSQL outside a caller's transaction: two
+    transactions on two connections over disjoint id ranges, run at the same time. If one
+    fails, the other's rows keep their new priorities; that is safe for the queue because every
+    ranking writes priorities above all older ones (see `ranking.PRIORITY_EPOCH`), and the
+    failed job is rerun."""
     item_ids = np.asarray(item_ids, dtype=np.int64)
     priorities = np.asarray(priorities, dtype=np.float64)
     if not len(item_ids):
         return 0
     if connection.vendor == "postgresql":
+        if len(item_ids) >= _PARALLEL_MIN_ROWS and not connection.in_atomic_block:
+            return _priorities_postgres_parallel(item_ids, priorities)
         return _priorities_postgres(item_ids, priorities)
     updated = 0
     with transaction.atomic():
@@ -41,6 +55,31 @@ def item_priorities_write(*, item_ids: np.ndarray, priorities: np.ndarray) -> in
             ]
             updated += Item.objects.bulk_update(batch, ["priority"])
     return updated
+
+
+def _priorities_postgres_parallel(item_ids: np.ndarray, priorities: np.ndarray) -> int:
+    order = np.argsort(item_ids, kind="stable")
+    half = len(order) // 2
+    first, second = order[:half], order[half:]
+    outcome: dict[str, object] = {}
+
+    def other_half() -> None:
+        try:
+            outcome["updated"] = _priorities_postgres(item_ids[second], priorities[second])
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=other_half, name="priorities-write")
+    thread.start()
+    try:
+        updated = _priorities_postgres(item_ids[first], priorities[first])
+    finally:
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return updated + int(outcome["updated"])
 
 
 def _priorities_postgres(item_ids: np.ndarray, priorities: np.ndarray) -> int:
