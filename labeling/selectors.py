@@ -34,6 +34,11 @@ def membership_role(*, project: Project, user: AbstractBaseUser) -> str | None:
 
 _projects = RowModel(Project)
 
+# The order machine suggestions are shown in (alias `p` for the prediction table): most
+# confident first, sources without a confidence last, then newest. Used by both SQL readers of
+# suggestions (`labeling.api.selectors.item_suggestions` and the queue's lease statement).
+SUGGESTION_ORDER_SQL = "p.confidence IS NULL, p.confidence DESC, p.created_at DESC, p.id DESC"
+
 
 class PrefetchedProject(NamedTuple):
     """A project (None: no such project) read with its member role by the authentication of

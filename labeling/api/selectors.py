@@ -16,7 +16,7 @@ from django.db.models import (
 )
 
 from labeling.models import Annotation, Item, Job, Label, Membership, Prediction, Project
-from labeling.selectors import project_list_for_user, project_progress
+from labeling.selectors import SUGGESTION_ORDER_SQL, project_list_for_user, project_progress
 from labeling.services.db import RowModel
 
 
@@ -92,7 +92,7 @@ def item_suggestions(*, item: Item) -> list[Prediction]:
         cursor.execute(
             f"""SELECT {_predictions.columns("p")} FROM {Prediction._meta.db_table} p
                  WHERE p.item_id = %s
-                 ORDER BY p.confidence IS NULL, p.confidence DESC, p.created_at DESC, p.id DESC""",
+                 ORDER BY {SUGGESTION_ORDER_SQL}""",
             [item.pk],
         )
         rows = cursor.fetchall()

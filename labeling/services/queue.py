@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError
 from labeling.models import Assignment, Item, Prediction, Project
+from labeling.selectors import SUGGESTION_ORDER_SQL
 from labeling.services.db import RowModel, commit_without_flush_wait, no_flush_wait_sql
 
 # How many candidates one locking read may return; a claim tries them in order.
@@ -123,11 +124,6 @@ def _item_with_free_slots(*, item_id: int, k: int, user_id: int, now) -> tuple[I
     return item, (item.annotations_wanted or k) - item.annotation_count - item.others_live
 
 
-def item_free_slots(*, item_id: int, k: int, user_id: int, now) -> int:
-    """Slots left on an item for `user_id` (see `_item_with_free_slots`)."""
-    return _item_with_free_slots(item_id=item_id, k=k, user_id=user_id, now=now)[1]
-
-
 def assignment_upsert(
     *, project: Project, user_id: int, item_id: int, status: str, leased_at, expires_at
 ) -> Assignment:
@@ -189,9 +185,7 @@ def queue_next_item(
             now = timezone.now()
             held = _active_lease(project=project, user=user, exclude=exclude, now=now)
             if held is not None:
-                held.expires_at = now + timedelta(seconds=project.lease_seconds)
-                held.save(update_fields=["expires_at", "updated_at"])
-                return held
+                return _renew(project=project, assignment=held, now=now)
             gold_id = _gold_candidate(project=project, user=user, exclude=exclude)
             if gold_id is not None:
                 return _lease(project=project, user=user, item_id=gold_id, now=now)
@@ -203,7 +197,8 @@ def queue_next_item(
             )
             if held_id is not None:
                 commit_without_flush_wait()  # a lease is a reservation, not data
-                return _renew(project=project, user=user, item_id=held_id, now=now)
+                held = Assignment.objects.select_related("item").get(item_id=held_id, user=user)
+                return _renew(project=project, assignment=held, now=now)
             if not candidates:
                 return None
             assignment = _lease_first_free(
@@ -248,9 +243,8 @@ def _held_or_candidates(
     return None, [row[0] for row in rows]
 
 
-def _renew(*, project: Project, user: AbstractBaseUser, item_id: int, now) -> Assignment:
-    """Extend the user's live lease on the item."""
-    assignment = Assignment.objects.select_related("item").get(item_id=item_id, user=user)
+def _renew(*, project: Project, assignment: Assignment, now) -> Assignment:
+    """Extend the user's live lease."""
     assignment.expires_at = now + timedelta(seconds=project.lease_seconds)
     assignment.save(update_fields=["expires_at", "updated_at"])
     return assignment
@@ -273,7 +267,8 @@ def _lease_first_free(
         return None
     item_table, asg = Item._meta.db_table, Assignment._meta.db_table
     # A lease is a reservation, not data: its commit need not wait for the disk.
-    no_flush_wait = f", {no_flush_wait_sql()}" if no_flush_wait_sql() else ""
+    expression = no_flush_wait_sql()
+    no_flush_wait = f", {expression}" if expression else ""
     sql = f"""
         WITH c AS (SELECT * FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS c(id, ord)),
         pick AS (
@@ -297,8 +292,7 @@ def _lease_first_free(
                          'id', p.id, 'source_kind', p.source_kind, 'source_id', p.source_id,
                          'source_version', p.source_version, 'labels', p.labels,
                          'confidence', p.confidence)
-                       ORDER BY p.confidence IS NULL, p.confidence DESC, p.created_at DESC,
-                                p.id DESC)
+                       ORDER BY {SUGGESTION_ORDER_SQL})
                   FROM {Prediction._meta.db_table} p
                  WHERE p.item_id = i.id AND p.labels <> '[]'::jsonb)::text
                {no_flush_wait}
@@ -395,9 +389,3 @@ def leases_expire(*, grace_seconds: int = 60) -> int:
         return Assignment.objects.filter(status=Status.LEASED, expires_at__lt=cutoff).update(
             status=Status.RELEASED
         )
-
-
-def user_has_live_lease(*, user_id: int, item_id: int, now) -> bool:
-    return Assignment.objects.filter(
-        item_id=item_id, user_id=user_id, status=Status.LEASED, expires_at__gt=now
-    ).exists()

@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError
 from labeling.models import Item, Job, Project
+from labeling.services.db import no_flush_wait_sql
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
 from models_app.ml.gate import promotion_decision
 from models_app.ml.training import classifier_fit, evaluate, holdout_assign
@@ -176,10 +177,9 @@ def _counter_update(*, project: Project, count: int | None, item_ids: Sequence[i
         added = f"""(SELECT COUNT(*) FROM {Item._meta.db_table}
                       WHERE id IN ({marks}) AND final_labels IS NOT NULL)"""
         added_params = [int(i) for i in item_ids]
-    no_flush_wait = ""
-    if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        # SET LOCAL for this one-statement transaction (see `commit_without_flush_wait`).
-        no_flush_wait = "AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+    # Only as its own (autocommit) transaction: never make a caller's commit skip the wait.
+    expression = None if connection.in_atomic_block else no_flush_wait_sql()
+    no_flush_wait = f"AND {expression} IS NOT NULL" if expression else ""
     marks = ", ".join(["%s"] * len(finished))
     with connection.cursor() as cursor:
         cursor.execute(

@@ -653,25 +653,32 @@ def test_import_items_command_unknown_project():
         call_command("import_items", "nope", "/tmp/x.csv")
 
 
-def test_fast_path_falls_back_when_another_writer_took_an_id_meanwhile(project, tmp_path):
-    # Given a job validated while the project was empty (so it may COPY straight in)
-    path = write(tmp_path, "a.jsonl", jsonl(*({"id": f"r{n}", "text": f"T {n}"} for n in range(7))))
-    job = import_job_create(project=project, path=path, enqueue=False)
+def run_with_a_rival(project, job, *, external_id, text):
+    """Run the job, letting another writer create an item with `external_id` just before its
+    second batch. Returns the job and, per batch, whether it ran as into an empty project."""
     original = imports._write_batch
     calls = []
 
     def write_batch_with_a_rival(plan, rows, *, project_was_empty):
-        # When, before the second batch, another writer creates one of its ids
         if len(calls) == 1:
-            ItemFactory(project=project, external_id="r4", text="rival")
+            ItemFactory(project=project, external_id=external_id, text=text)
         calls.append(project_was_empty)
         return original(plan, rows, project_was_empty=project_was_empty)
 
     imports._write_batch = write_batch_with_a_rival
     try:
-        job = import_run(job_id=job.pk)
+        return import_run(job_id=job.pk), calls
     finally:
         imports._write_batch = original
+
+
+def test_fast_path_falls_back_when_another_writer_took_an_id_meanwhile(project, tmp_path):
+    # Given a job validated while the project was empty (so it may COPY straight in)
+    path = write(tmp_path, "a.jsonl", jsonl(*({"id": f"r{n}", "text": f"T {n}"} for n in range(7))))
+    job = import_job_create(project=project, path=path, enqueue=False)
+
+    # When, before the second batch, another writer creates one of its ids
+    job, calls = run_with_a_rival(project, job, external_id="r4", text="rival")
 
     # Then the batch took the ON CONFLICT path: every other row is in, the rival is untouched
     assert job.status == Job.Status.SUCCEEDED
@@ -722,20 +729,7 @@ def test_awkward_rows_survive_the_fallback_from_the_fast_path(project, tmp_path)
     # rival writer (the fast path gives way to the ON CONFLICT path, which reads the lines back)
     path = write(tmp_path, "awkward.jsonl", jsonl(*AWKWARD, {"id": "rival", "text": "mine"}))
     job = import_job_create(project=project, path=path, enqueue=False)
-    original = imports._write_batch
-    calls = []
-
-    def write_batch_with_a_rival(plan, rows, *, project_was_empty):
-        if len(calls) == 1:
-            ItemFactory(project=project, external_id="rival", text="theirs")
-        calls.append(project_was_empty)
-        return original(plan, rows, project_was_empty=project_was_empty)
-
-    imports._write_batch = write_batch_with_a_rival
-    try:
-        job = import_run(job_id=job.pk)
-    finally:
-        imports._write_batch = original
+    job, _ = run_with_a_rival(project, job, external_id="rival", text="theirs")
 
     # then the awkward rows are intact and the rival's item untouched
     assert job.status == Job.Status.SUCCEEDED, job.error
