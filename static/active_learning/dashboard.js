@@ -33,14 +33,21 @@
           pointBackgroundColor: curve.map((p) => STATUS_COLORS[p.status] || "#4c78a8"),
           pointRadius: 5,
           tension: 0,
+          clip: false, // a point at macro-F1 1.0 or at the last label count stays whole
         },
       ],
     },
     options: {
       animation: false,
       parsing: false,
+      layout: { padding: { top: 8, right: 12 } },
       scales: {
-        x: { type: "linear", title: { display: true, text: "Final labels" }, beginAtZero: true },
+        x: {
+          type: "linear",
+          title: { display: true, text: "Final labels" },
+          beginAtZero: true,
+          grace: "5%",
+        },
         y: { min: 0, max: 1, title: { display: true, text: "Macro-F1 (held out)" } },
       },
       plugins: {
