@@ -6,6 +6,9 @@ with token auth on keep-alive connections, open-loop arrivals. Prints p50/p95/p9
 up to find the highest rate at which p99 stays under 200 ms.
 
     .venv/bin/python -m bench.queue_load [--items 1000000] [--workers N] [--threads N]
+
+The environment passes through to gunicorn: API_FAST_PATH=0 measures the same loop through
+Django's middleware and DRF (labeling/api/fastpath.py), WEB_CONCURRENCY another process count.
 """
 
 from __future__ import annotations
@@ -151,10 +154,16 @@ def main() -> None:
     port = free_port()
     server = start_gunicorn(port, args.workers, args.threads)
     try:
+        workers = (
+            args.workers
+            or os.environ.get("WEB_CONCURRENCY")
+            or min(2 * (os.cpu_count() or 1) + 1, 24)
+        )  # config/gunicorn.conf.py's default
         print(
-            f"  gunicorn (config/gunicorn.conf.py) workers {args.workers or 'default'}, "
-            f"threads {args.threads or 'default'}; {args.users} annotators; {args.items:,} items; "
-            f"load average {os.getloadavg()[0]:.2f}"
+            f"  gunicorn (config/gunicorn.conf.py) {workers} workers x "
+            f"{args.threads or os.environ.get('WEB_THREADS', 1)} threads; "
+            f"fast path {os.environ.get('API_FAST_PATH', '1')}; {args.users} annotators; "
+            f"{args.items:,} items; load average {os.getloadavg()[0]:.2f}"
         )
         asyncio.run(
             run_pairs(

@@ -149,6 +149,9 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the labeling page's fetch() reads it from the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# The annotation loop's next/submit with a token skip the middleware chain and DRF's machinery
+# (labeling/api/fastpath.py; errors are still answered by the DRF views). 0 turns it off.
+API_FAST_PATH = env_bool("API_FAST_PATH", True)
 
 # Uploads larger than this go to a temporary file, never into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -52,6 +52,11 @@ def test_dashboard_shows_charts_versions_and_retrains(live_server, page, trained
 
     # then the learning curve has one point per version and the distribution one bar per class
     expect(page.locator("#active-version")).to_have_text("v1")
+    # Chart.js is a deferred script: wait until it has drawn both charts.
+    page.wait_for_function(
+        "() => window.Chart && Chart.getChart('learning-curve')"
+        " && Chart.getChart('label-distribution')"
+    )
     points = page.evaluate(
         "() => Chart.getChart('learning-curve').data.datasets[0].data.map(p => [p.x, p.version])"
     )

@@ -1,0 +1,223 @@
+"""The annotation loop's happy path, served in front of Django's request handling.
+
+"Next item" and "submit" with a token are almost every request a busy project gets. Through
+the full stack, Django's handler, its middleware chain and DRF's request/negotiation/response
+machinery cost about as much CPU as the two requests' own work (the queue benchmark: ~1.2 ms of
+the ~6.5 ms a pair costs on 2 cores, docs/benchmarks.md). This WSGI wrapper answers those two
+requests with the same code the DRF views run (token check, membership role, input validation,
+the queue and submit services, the same payload builders and JSON renderer) and hands
+everything else to Django unchanged.
+
+It serves only the *successful* answers (200 and 201). Whenever anything is off (no token
+header, a bad token, not a member, invalid input, a disallowed host, an HTTPS redirect due, a
+conflict, an empty queue, any exception) it hands the untouched request to Django before any
+side effect is committed, so every error response and every edge case is the DRF view's own,
+by construction. The services are transactional: an exception inside them has rolled back.
+
+Requests and responses pass through the same middleware classes that act on them
+(SecurityMiddleware, CommonMiddleware, XFrameOptionsMiddleware: host checks, redirects,
+security headers, Content-Length); DRF adds `Allow`. The other middleware does nothing for a
+token request to these two URLs (tests/labeling/test_api_fastpath.py checks
+the list, so a new middleware must be looked at here). `API_FAST_PATH=0` turns this off.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.core import signals
+from django.core.exceptions import DisallowedHost, PermissionDenied
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpResponse
+from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.common import CommonMiddleware
+from django.middleware.security import SecurityMiddleware
+from rest_framework.renderers import JSONRenderer
+
+from labeling.api.authentication import FastTokenAuthentication
+from labeling.api.permissions import project_for_role
+from labeling.api.views.annotate import (
+    _next_input,
+    _submit_input,
+    annotation_payload,
+    next_item_payload,
+)
+from labeling.models import Membership
+from labeling.services.annotations import annotation_submit
+from labeling.services.queue import queue_next_item
+
+# The routes of `labeling.api.urls` under /api/ (a test checks them against `reverse`).
+_NEXT = re.compile(r"/api/projects/([0-9]+)/next/")
+_SUBMIT = re.compile(r"/api/projects/([0-9]+)/items/([0-9]+)/submit/")
+_MAX_BODY = 64 * 1024  # a submit is a few hundred bytes; anything larger goes to Django
+
+# Middleware the fast path reproduces, and middleware that does nothing for these requests
+# (a token request to a csrf-exempt JSON view: no session read, no messages, no static file,
+# no trailing-slash redirect). Anything else in MIDDLEWARE turns the fast path off.
+APPLIED_MIDDLEWARE = (
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.common.CommonMiddleware",  # Content-Length
+)
+INERT_MIDDLEWARE = (
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+)
+
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+class _Declined(Exception):
+    """Django answers this request."""
+
+
+def _unused(request):  # the middleware instances below never call the next handler
+    raise AssertionError("not reached")
+
+
+class AnnotationLoopFastPath:
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+        self.renderer = JSONRenderer()
+        self.security = SecurityMiddleware(_unused)
+        self.common = CommonMiddleware(_unused)
+        self.frame_options = XFrameOptionsMiddleware(_unused)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        route = self._route(environ)
+        if route is None:
+            return self.app(environ, start_response)
+        body = self._body(environ)
+        if body is None:
+            return self.app(environ, start_response)
+        # Django's handler sends these around every request: they reset the query log and
+        # close database connections that are broken or past DB_CONN_MAX_AGE.
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        try:
+            response = self._serve(environ, route, body)
+        except _Declined:
+            signals.request_finished.send(sender=self.__class__)
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self.app(environ, start_response)
+        except BaseException:
+            signals.request_finished.send(sender=self.__class__)
+            raise
+        signals.request_finished.send(sender=self.__class__)
+        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        return [response.content]
+
+    # ---- what is ours ---------------------------------------------------------------------
+
+    @staticmethod
+    def _route(environ: dict) -> tuple[int, int | None] | None:
+        if environ.get("REQUEST_METHOD") != "POST":
+            return None
+        path = environ.get("PATH_INFO", "")
+        if match := _NEXT.fullmatch(path):
+            return int(match[1]), None
+        if match := _SUBMIT.fullmatch(path):
+            return int(match[1]), int(match[2])
+        return None
+
+    @staticmethod
+    def _body(environ: dict) -> bytes | None:
+        """The JSON body, read whole (and put back for Django), or None to decline."""
+        media_type, *params = environ.get("CONTENT_TYPE", "").lower().split(";")
+        if media_type.strip() != "application/json":
+            return None
+        if any(p.strip().startswith("charset=") and p.strip() != "charset=utf-8" for p in params):
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        if not 0 < length <= _MAX_BODY:
+            return None
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    # ---- serving ---------------------------------------------------------------------------
+
+    def _serve(self, environ: dict, route: tuple[int, int | None], body: bytes) -> HttpResponse:
+        project_id, item_id = route
+        request = WSGIRequest(environ)
+        try:
+            # ALLOWED_HOSTS, DISALLOWED_USER_AGENTS, PREPEND_WWW, SECURE_SSL_REDIRECT: a
+            # refusal or a redirect is Django's to give.
+            if self.security.process_request(request) is not None:
+                raise _Declined
+            if self.common.process_request(request) is not None:
+                raise _Declined
+        except (DisallowedHost, PermissionDenied):
+            raise _Declined from None
+        user = self._user(environ, project_id)
+        try:
+            project, _ = project_for_role(
+                project_id=project_id, user=user, role=Membership.Role.ANNOTATOR
+            )
+            data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+            if item_id is None:
+                data = _next_input.validate(data)
+                assignment = queue_next_item(
+                    project=project, user=user, exclude_item_ids=data["exclude"]
+                )
+                if assignment is None:  # nothing leased: Django answers 204
+                    raise _Declined
+            else:
+                data = _submit_input.validate(data)
+                annotation = annotation_submit(project=project, user=user, item_id=item_id, **data)
+        except _Declined:
+            raise
+        except Exception:  # nothing is committed when these raise: Django answers
+            raise _Declined from None
+        # Committed from here on: errors propagate (500), nothing is run twice.
+        if item_id is None:
+            return self._respond(request, next_item_payload(assignment), 200)
+        return self._respond(request, annotation_payload(annotation), 201)
+
+    @staticmethod
+    def _user(environ: dict, project_id: int):
+        """DRF's token header rules (keyword, two parts), then the same lookup as the views."""
+        header = environ.get("HTTP_AUTHORIZATION", "").encode("iso-8859-1", "replace")
+        parts = header.split()
+        if len(parts) != 2 or parts[0].lower() != FastTokenAuthentication.keyword.lower().encode():
+            raise _Declined
+        authentication = FastTokenAuthentication()
+        authentication.project_id = project_id
+        try:
+            user, _ = authentication.authenticate_credentials(parts[1].decode())
+        except Exception:
+            raise _Declined from None
+        return user
+
+    def _respond(self, request: WSGIRequest, payload: Any, status: int) -> HttpResponse:
+        content = self.renderer.render(payload)
+        response = HttpResponse(content, status=status, content_type="application/json")
+        response["Allow"] = "POST, OPTIONS"  # DRF's, for a view that accepts POST
+        # The three middleware classes that act on these responses, in MIDDLEWARE's order
+        # (responses pass through it bottom-up).
+        response = self.frame_options.process_response(request, response)
+        response = self.common.process_response(request, response)
+        return self.security.process_response(request, response)
+
+
+def _reject_constant(value: str) -> None:
+    raise ValueError(f"{value} is not valid JSON")  # DRF's strict JSON refuses NaN/Infinity
+
+
+def with_annotation_fast_path(app: WSGIApp) -> WSGIApp:
+    """`app` wrapped, unless API_FAST_PATH is off or MIDDLEWARE holds something unknown here."""
+    from django.conf import settings
+
+    known = set(APPLIED_MIDDLEWARE) | set(INERT_MIDDLEWARE)
+    if not getattr(settings, "API_FAST_PATH", True) or not set(settings.MIDDLEWARE) <= known:
+        return app
+    return AnnotationLoopFastPath(app)

@@ -1,0 +1,343 @@
+"""The annotation loop's fast path (labeling/api/fastpath.py) answers next/submit with a token
+exactly as the DRF views do, and leaves every other request and every error to Django."""
+
+import io
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.core import signals
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from labeling.api import fastpath
+from labeling.api.fastpath import AnnotationLoopFastPath, with_annotation_fast_path
+from labeling.models import Annotation, Assignment, Membership
+from tests.factories import (
+    AnnotationFactory,
+    ItemFactory,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _keep_test_transaction():
+    """As Django's test client does: a real request would close the test's connection."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+class Spy:
+    """The wrapped Django application, counting the requests handed to it."""
+
+    def __init__(self):
+        self.app = WSGIHandler()
+        self.calls = 0
+
+    def __call__(self, environ, start_response):
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+@pytest.fixture
+def apps():
+    django = Spy()
+    return AnnotationLoopFastPath(django), django
+
+
+def environ(path, body=b"", *, token=None, content_type="application/json", **extra):
+    if not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    env = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SCRIPT_NAME": "",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "testserver",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "testserver",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": content_type,
+    }
+    if token:
+        env["HTTP_AUTHORIZATION"] = f"Token {token}"
+    env.update(extra)
+    return env
+
+
+def call(app, env):
+    seen = {}
+
+    def start_response(status, headers, exc_info=None):
+        seen["status"], seen["headers"] = status, headers
+
+    result = app(env, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        if hasattr(result, "close"):
+            result.close()  # as a WSGI server does: Django sends request_finished here
+    return int(seen["status"].split()[0]), dict(seen["headers"]), body
+
+
+def next_path(project):
+    return reverse("api:item-next", kwargs={"pid": project.pk})
+
+
+def submit_path(project, item):
+    return reverse("api:item-submit", kwargs={"pid": project.pk, "iid": item.pk})
+
+
+@pytest.fixture
+def token(annotator):
+    return Token.objects.create(user=annotator).key
+
+
+def test_routes_are_the_urlconf_s():
+    assert fastpath._NEXT.fullmatch(reverse("api:item-next", kwargs={"pid": 12}))
+    submit = reverse("api:item-submit", kwargs={"pid": 12, "iid": 345})
+    assert fastpath._SUBMIT.fullmatch(submit).groups() == ("12", "345")
+    assert not fastpath._NEXT.fullmatch("/api/projects/\uff11\uff12/next/")  # ASCII digits only
+
+
+def test_next_is_served_as_the_view_serves_it(apps, project, annotator, token):
+    fast, django = apps
+    ItemFactory(project=project, text="first <b>", priority=2)
+    ItemFactory(project=project, text="second", priority=1)
+
+    status, headers, body = call(fast, environ(next_path(project), {"exclude": []}, token=token))
+    assert (status, django.calls) == (200, 0)
+    served = json.loads(body)
+    assert served["item"]["text"] == "first <b>"
+    assert Assignment.objects.get(user=annotator).item_id == served["item"]["id"]
+
+    # The same user asking the DRF view gets the same held item (its lease renewed).
+    status2, headers2, body2 = call(
+        django.app, environ(next_path(project), {"exclude": []}, token=token)
+    )
+    assert status2 == 200
+    again = json.loads(body2)
+    assert again["assignment"].pop("expires_at")
+    assert served["assignment"].pop("expires_at")
+    assert again == served
+    for h in (headers, headers2):
+        h.pop("Content-Length")
+    assert headers == headers2
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_submit_is_served_as_the_view_serves_it(apps, project, annotator, token):
+    fast, django = apps
+    item = ItemFactory(project=project)
+    call(fast, environ(next_path(project), {}, token=token))
+
+    answer = {"labels": ["pos"], "time_spent_ms": 1200}
+    status, headers, body = call(fast, environ(submit_path(project, item), answer, token=token))
+    assert (status, django.calls) == (201, 0)
+    saved = Annotation.objects.get(item=item, annotator=annotator)
+    assert saved.labels == ["pos"]
+    assert saved.time_spent_ms == 1200
+    item.refresh_from_db()
+    assert item.status == "done"
+    assert item.final_labels == ["pos"]
+
+    # Submitting again through the view edits the same annotation (time spent adds up).
+    status2, headers2, body2 = call(
+        django.app, environ(submit_path(project, item), answer, token=token)
+    )
+    assert status2 == 201
+    first, second = json.loads(body), json.loads(body2)
+    assert first.pop("updated_at")
+    assert second.pop("updated_at")
+    assert (first.pop("time_spent_ms"), second.pop("time_spent_ms")) == (1200, 2400)
+    assert first == second
+    assert first["id"] == saved.pk
+    assert first["annotator"] == "ann"
+    for h in (headers, headers2):
+        h.pop("Content-Length")
+    assert headers == headers2
+
+
+def test_signals_bracket_each_served_request(apps, project, token):
+    fast, django = apps
+    ItemFactory(project=project)
+    seen = []
+    started = lambda **kw: seen.append("started")  # noqa: E731
+    finished = lambda **kw: seen.append("finished")  # noqa: E731
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        status, _, _ = call(fast, environ(next_path(project), {}, token=token))
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert (status, django.calls, seen) == (200, 0, ["started", "finished"])
+
+
+def _other_project_member():
+    other = ProjectFactory(labels=["a", "b"])
+    user = UserFactory(username="outsider")
+    MembershipFactory(project=other, user=user, role=Membership.Role.ANNOTATOR)
+    return Token.objects.create(user=user).key
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "no token",
+        "unknown token",
+        "malformed header",
+        "inactive user",
+        "not a member",
+        "unknown label",
+        "two labels on a single-label project",
+        "bad json",
+        "NaN",
+        "not an object",
+        "item of another project",
+        "unknown project",
+    ],
+)
+def test_every_error_is_the_view_s_own(apps, project, annotator, token, case):
+    fast, django = apps
+    item = ItemFactory(project=project)
+    foreign = ItemFactory(project=ProjectFactory(labels=["x"]))
+    call(fast, environ(next_path(project), {}, token=token))  # hold the item's lease
+    path, body, kwargs = submit_path(project, item), {"labels": ["pos"]}, {"token": token}
+    if case == "no token":
+        kwargs = {}
+    elif case == "unknown token":
+        kwargs = {"token": "0" * 40}
+    elif case == "malformed header":
+        kwargs = {"HTTP_AUTHORIZATION": f"Token {token} extra"}
+    elif case == "inactive user":
+        annotator.is_active = False
+        annotator.save()
+    elif case == "not a member":
+        kwargs = {"token": _other_project_member()}
+    elif case == "unknown label":
+        body = {"labels": ["nope"]}
+    elif case == "two labels on a single-label project":
+        body = {"labels": ["pos", "neg"]}
+    elif case == "bad json":
+        body = b'{"labels": ['
+    elif case == "NaN":
+        body = b'{"labels": ["pos"], "time_spent_ms": NaN}'
+    elif case == "not an object":
+        body = ["pos"]
+    elif case == "item of another project":
+        path = reverse("api:item-submit", kwargs={"pid": project.pk, "iid": foreign.pk})
+    elif case == "unknown project":
+        path = reverse("api:item-submit", kwargs={"pid": 999999, "iid": item.pk})
+
+    expected = call(django.app, environ(path, body, **kwargs))
+    django.calls = 0
+    got = call(fast, environ(path, body, **kwargs))
+    assert django.calls == 1, "handed to Django"
+    assert got[0] == expected[0]
+    assert got[2] == expected[2]
+    assert got[1] == expected[1]
+    assert got[0] >= 400
+    assert not Annotation.objects.filter(item=item).exclude(annotator=annotator).exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"labels=pos", "application/x-www-form-urlencoded"),
+        ('{"labels": ["pos"]}'.encode("latin-1"), "application/json; charset=latin-1"),
+        (b'{"labels": ["pos"]}' + b" " * 70_000, "application/json"),
+    ],
+)
+def test_other_bodies_go_to_the_view(apps, project, annotator, token, body, content_type):
+    fast, django = apps
+    item = ItemFactory(project=project)
+    call(fast, environ(next_path(project), {}, token=token))
+    env = environ(submit_path(project, item), body, token=token, content_type=content_type)
+    status, _, _ = call(fast, env)
+    assert (status, django.calls) == (201, 1)
+    assert Annotation.objects.get(item=item).labels == ["pos"]
+
+
+def test_conflict_and_empty_queue_are_the_view_s(apps, project, annotator, token):
+    fast, django = apps
+    item = ItemFactory(project=project)
+    call(fast, environ(next_path(project), {}, token=token))
+    # The lease expired and someone else completed the item: the view's 409, nothing written.
+    Assignment.objects.filter(user=annotator).update(expires_at=timezone.now() - timedelta(1))
+    AnnotationFactory(item=item, project=project)
+    item.annotation_count = 1
+    item.status = "done"
+    item.save()
+    status, _, body = call(
+        fast, environ(submit_path(project, item), {"labels": ["pos"]}, token=token)
+    )
+    assert (status, django.calls) == (409, 1)
+    assert not Annotation.objects.filter(annotator=annotator).exists()
+    # Nothing left: the view's 204.
+    status, _, body = call(fast, environ(next_path(project), {}, token=token))
+    assert (status, body, django.calls) == (204, b"", 2)
+
+
+def test_host_and_https_rules_are_kept(apps, project, token, settings):
+    fast, django = apps
+    ItemFactory(project=project)
+    status, _, _ = call(
+        fast, environ(next_path(project), {}, token=token, HTTP_HOST="evil.example")
+    )
+    assert (status, django.calls) == (400, 1)
+
+    settings.DISALLOWED_USER_AGENTS = [re.compile("BadBot")]
+    status, _, _ = call(
+        fast, environ(next_path(project), {}, token=token, HTTP_USER_AGENT="BadBot")
+    )
+    assert (status, django.calls) == (403, 2)
+    settings.DISALLOWED_USER_AGENTS = []
+
+    settings.SECURE_SSL_REDIRECT = True
+    fast, django = AnnotationLoopFastPath(Spy()), None
+    status, headers, _ = call(fast, environ(next_path(project), {}, token=token))
+    assert (status, fast.app.calls) == (301, 1)
+    assert headers["Location"].startswith("https://")
+
+    settings.SECURE_HSTS_SECONDS = 3600
+    fast = AnnotationLoopFastPath(Spy())
+    status, headers, _ = call(
+        fast, environ(next_path(project), {}, token=token, **{"wsgi.url_scheme": "https"})
+    )
+    assert (status, fast.app.calls) == (200, 0)
+    assert headers["Strict-Transport-Security"] == "max-age=3600"
+
+
+def test_wrapped_only_with_known_middleware(settings):
+    app = Spy()
+    assert isinstance(with_annotation_fast_path(app), AnnotationLoopFastPath)
+    settings.API_FAST_PATH = False
+    assert with_annotation_fast_path(app) is app
+    settings.API_FAST_PATH = True
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "somewhere.NewMiddleware"]
+    assert with_annotation_fast_path(app) is app
+
+
+def test_the_configured_middleware_has_been_reviewed_for_the_fast_path():
+    """A middleware added to settings turns the fast path off silently (safe, but slow):
+    decide in labeling/api/fastpath.py whether it applies to these requests or is inert."""
+    known = set(fastpath.APPLIED_MIDDLEWARE) | set(fastpath.INERT_MIDDLEWARE)
+    assert set(settings.MIDDLEWARE) <= known
