@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from labeling.errors import ApplicationError, ConflictError
@@ -160,3 +161,19 @@ def test_leases_expire_retires_only_long_expired_leases(project, annotator):
     statuses = dict(Assignment.objects.values_list("item_id", "status"))
     assert statuses == {old.pk: "released", live.pk: "leased"}
     assert queue_next_item(project=project, user=annotator).item.pk == live.pk
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
+def test_queue_tables_are_vacuumed_by_dead_row_count(db):
+    """Migration 0005: the queue index's dead entries are cleaned after a fixed number of
+    changed rows, not after 20% of a large table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, reloptions FROM pg_class "
+            "WHERE relname IN ('labeling_item', 'labeling_assignment') ORDER BY relname"
+        )
+        rows = cursor.fetchall()
+    assert [name for name, _ in rows] == ["labeling_assignment", "labeling_item"]
+    for _, options in rows:
+        assert "autovacuum_vacuum_scale_factor=0" in options
+        assert "autovacuum_vacuum_threshold=20000" in options
