@@ -167,6 +167,20 @@ def main() -> None:
     project_id, tokens = prepare(args.items, args.users)
     port = free_port()
     server = start_gunicorn(port, args.workers, args.threads)
+
+    def load(rate: float, duration: float):
+        return asyncio.run(
+            run_pairs(
+                host="127.0.0.1",
+                port=port,
+                project_id=project_id,
+                tokens=tokens,
+                labels=LABELS,
+                rate=rate,
+                duration=duration,
+            )
+        )
+
     try:
         workers = (
             args.workers
@@ -179,43 +193,13 @@ def main() -> None:
             f"fast path {os.environ.get('API_FAST_PATH', '1')}; {args.users} annotators; "
             f"{args.items:,} items; load average {os.getloadavg()[0]:.2f}"
         )
-        asyncio.run(
-            run_pairs(
-                host="127.0.0.1",
-                port=port,
-                project_id=project_id,
-                tokens=tokens,
-                labels=LABELS,
-                rate=50,
-                duration=10,
-            )
-        )
-        stats, achieved = asyncio.run(
-            run_pairs(
-                host="127.0.0.1",
-                port=port,
-                project_id=project_id,
-                tokens=tokens,
-                labels=LABELS,
-                rate=100,
-                duration=args.duration,
-            )
-        )
+        load(50, 10)  # warm-up
+        stats, achieved = load(100, args.duration)
         report("100 pairs/s", stats, achieved)
         best = None
         for rate in (float(r) for r in args.rates.split(",")):
             _vacuum()  # what autovacuum does between bursts in production (off on this machine)
-            stats, achieved = asyncio.run(
-                run_pairs(
-                    host="127.0.0.1",
-                    port=port,
-                    project_id=project_id,
-                    tokens=tokens,
-                    labels=LABELS,
-                    rate=rate,
-                    duration=args.step_duration,
-                )
-            )
+            stats, achieved = load(rate, args.step_duration)
             p99 = report(f"{rate:.0f} offered", stats, achieved)
             if p99 < 200 and not stats.errors and achieved >= 0.95 * rate:
                 best = achieved
@@ -224,17 +208,7 @@ def main() -> None:
         print(f"  highest throughput with p99 < 200 ms: {best or 0:.0f} pairs/s")
         if args.soak:
             _vacuum()
-            stats, achieved = asyncio.run(
-                run_pairs(
-                    host="127.0.0.1",
-                    port=port,
-                    project_id=project_id,
-                    tokens=tokens,
-                    labels=LABELS,
-                    rate=args.soak_rate,
-                    duration=args.soak,
-                )
-            )
+            stats, achieved = load(args.soak_rate, args.soak)
             report(f"{args.soak_rate:.0f} for {args.soak:.0f} s", stats, achieved)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
