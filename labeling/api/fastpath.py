@@ -8,11 +8,12 @@ requests with the same code the DRF views run (token check, membership role, inp
 the queue and submit services, the same payload builders and JSON renderer) and hands
 everything else to Django unchanged.
 
-It serves only the *successful* answers (200 and 201). Whenever anything is off (no token
-header, a bad token, not a member, invalid input, a disallowed host, an HTTPS redirect due, a
-conflict, an empty queue, any exception) it hands the untouched request to Django before any
-side effect is committed, so every error response and every edge case is the DRF view's own,
-by construction. The services are transactional: an exception inside them has rolled back.
+It serves only the *successful* answers (200 and 201). Whenever the request is refused or
+unusual (no token header, a bad token, not a member, invalid input, a disallowed host, an HTTPS
+redirect due, a conflict, an empty queue) it hands the untouched request to Django, which gives
+the DRF view's own answer: those refusals are raised before anything is written. Any other
+exception (a database error, a failing after-commit hook) may come after a commit, so it is not
+retried through Django: it propagates as a 500, as it would from the view.
 
 Requests and responses pass through the same middleware classes that act on them
 (SecurityMiddleware, CommonMiddleware, XFrameOptionsMiddleware: host checks, redirects,
@@ -32,10 +33,11 @@ from typing import Any
 from django.core import signals
 from django.core.exceptions import DisallowedHost, PermissionDenied
 from django.core.handlers.wsgi import WSGIRequest
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
+from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
 from labeling.api.authentication import FastTokenAuthentication
@@ -46,6 +48,7 @@ from labeling.api.views.annotate import (
     annotation_payload,
     next_item_payload,
 )
+from labeling.errors import ApplicationError
 from labeling.models import Membership
 from labeling.services.annotations import annotation_submit
 from labeling.services.queue import queue_next_item
@@ -76,6 +79,19 @@ WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 class _Declined(Exception):
     """Django answers this request."""
+
+
+# What the API's exception handler turns into a 4xx answer (labeling/api/exceptions.py, DRF's
+# handler), plus malformed JSON (ValueError, UnicodeDecodeError included): raised by the
+# services and validators before they write anything.
+_ANSWERED_BY_THE_VIEW = (
+    _Declined,
+    ApplicationError,
+    APIException,
+    Http404,
+    PermissionDenied,
+    ValueError,
+)
 
 
 def _unused(request):  # the middleware instances below never call the next handler
@@ -174,11 +190,11 @@ class AnnotationLoopFastPath:
             else:
                 data = _submit_input.validate(data)
                 annotation = annotation_submit(project=project, user=user, item_id=item_id, **data)
-        except _Declined:
-            raise
-        except Exception:  # nothing is committed when these raise: Django answers
+        except _ANSWERED_BY_THE_VIEW:
+            # Refusals raised before anything is written: the view gives the same answer.
             raise _Declined from None
-        # Committed from here on: errors propagate (500), nothing is run twice.
+        # Anything else (a database error, a failing after-commit hook) may come after the
+        # commit: it propagates as a 500, as it would from the view, and nothing runs twice.
         if item_id is None:
             return self._respond(request, next_item_payload(assignment), 200)
         return self._respond(request, annotation_payload(annotation), 201)

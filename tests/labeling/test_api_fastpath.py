@@ -296,6 +296,27 @@ def test_conflict_and_empty_queue_are_the_view_s(apps, project, annotator, token
     assert (status, body, django.calls) == (204, b"", 2)
 
 
+def test_an_error_after_the_commit_is_not_run_again(apps, project, annotator, token, monkeypatch):
+    """A failure after the submit committed (say, an after-commit hook) is a 500, not a second
+    submit through the view."""
+    fast, django = apps
+    item = ItemFactory(project=project)
+    call(fast, environ(next_path(project), {}, token=token))
+    submit = fastpath.annotation_submit
+
+    def submit_then_fail(**kwargs):
+        submit(**kwargs)
+        raise RuntimeError("broker down")
+
+    monkeypatch.setattr(fastpath, "annotation_submit", submit_then_fail)
+    answer = {"labels": ["pos"], "time_spent_ms": 900}
+    with pytest.raises(RuntimeError):
+        call(fast, environ(submit_path(project, item), answer, token=token))
+    assert django.calls == 0
+    saved = Annotation.objects.get(item=item, annotator=annotator)
+    assert saved.time_spent_ms == 900  # submitted once, not edited by a second run
+
+
 def test_host_and_https_rules_are_kept(apps, project, token, settings):
     fast, django = apps
     ItemFactory(project=project)
