@@ -43,10 +43,10 @@ from rest_framework.renderers import JSONRenderer
 from labeling.api.authentication import FastTokenAuthentication
 from labeling.api.permissions import project_for_role
 from labeling.api.views.annotate import (
-    _next_input,
-    _submit_input,
     annotation_payload,
+    next_input,
     next_item_payload,
+    submit_input,
 )
 from labeling.errors import ApplicationError
 from labeling.models import Membership
@@ -120,8 +120,7 @@ class AnnotationLoopFastPath:
             response = self._serve(environ, route, body)
         except _Declined:
             signals.request_finished.send(sender=self.__class__)
-            environ["wsgi.input"] = io.BytesIO(body)
-            return self.app(environ, start_response)
+            return self.app(environ, start_response)  # `_body` left an unread copy of the body
         except BaseException:
             signals.request_finished.send(sender=self.__class__)
             raise
@@ -181,14 +180,14 @@ class AnnotationLoopFastPath:
             )
             data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
             if item_id is None:
-                data = _next_input.validate(data)
+                data = next_input.validate(data)
                 assignment = queue_next_item(
                     project=project, user=user, exclude_item_ids=data["exclude"]
                 )
                 if assignment is None:  # nothing leased: Django answers 204
                     raise _Declined
             else:
-                data = _submit_input.validate(data)
+                data = submit_input.validate(data)
                 annotation = annotation_submit(project=project, user=user, item_id=item_id, **data)
         except _ANSWERED_BY_THE_VIEW:
             # Refusals raised before anything is written: the view gives the same answer.
