@@ -131,13 +131,47 @@ def start_gunicorn(port: int, workers: int | None, threads: int | None) -> subpr
     raise SystemExit("gunicorn did not come up")
 
 
-def report(label: str, stats, achieved: float) -> float:
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time (user + system) used so far by the web server's processes, PostgreSQL's and this
+    one (the load generator), from /proc. A process's reaped children count with it, so a
+    database connection that closes (DB_CONN_MAX_AGE) moves its time to the postmaster instead
+    of losing it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"web": 0.0, "postgres": 0.0, "loadgen": 0.0}
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue  # exited meanwhile
+        if pid == os.getpid():
+            group = "loadgen"
+        elif int(fields[2]) == server_pid:  # gunicorn runs in a session (and group) of its own
+            group = "web"
+        elif comm.startswith("postgres"):
+            group = "postgres"
+        else:
+            continue
+        used[group] += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+    return used
+
+
+def report(label: str, stats, achieved: float, cpu: dict[str, float] | None = None) -> float:
+    """Print one step; `cpu` is the step's CPU seconds by process group (`cpu_seconds`)."""
     p50, p95, p99 = (percentile(stats.pair_ms, q) for q in (50, 95, 99))
+    pairs = len(stats.pair_ms)
+    per_pair = ""
+    if cpu and pairs:
+        per_pair = " | cpu/pair " + " ".join(
+            f"{name} {1000 * seconds / pairs:.2f}" for name, seconds in cpu.items()
+        )
     print(
         f"  {label:>14}: achieved {achieved:6.1f} pairs/s | pair p50 {p50:6.1f} ms "
         f"p95 {p95:6.1f} ms p99 {p99:6.1f} ms | next p99 {percentile(stats.next_ms, 99):6.1f} "
         f"submit p99 {percentile(stats.submit_ms, 99):6.1f} | errors {stats.errors or 0} "
-        f"empty {stats.empty}"
+        f"empty {stats.empty}{per_pair}"
     )
     return p99
 
@@ -169,7 +203,9 @@ def main() -> None:
     server = start_gunicorn(port, args.workers, args.threads)
 
     def load(rate: float, duration: float):
-        return asyncio.run(
+        """Run one step: (stats, achieved rate, CPU seconds used by process group)."""
+        before = cpu_seconds(server.pid)
+        stats, achieved = asyncio.run(
             run_pairs(
                 host="127.0.0.1",
                 port=port,
@@ -180,6 +216,8 @@ def main() -> None:
                 duration=duration,
             )
         )
+        after = cpu_seconds(server.pid)
+        return stats, achieved, {group: after[group] - before[group] for group in after}
 
     try:
         workers = (
@@ -194,13 +232,13 @@ def main() -> None:
             f"{args.items:,} items; load average {os.getloadavg()[0]:.2f}"
         )
         load(50, 10)  # warm-up
-        stats, achieved = load(100, args.duration)
-        report("100 pairs/s", stats, achieved)
+        stats, achieved, cpu = load(100, args.duration)
+        report("100 pairs/s", stats, achieved, cpu)
         best = None
         for rate in (float(r) for r in args.rates.split(",")):
             _vacuum()  # what autovacuum does between bursts in production (off on this machine)
-            stats, achieved = load(rate, args.step_duration)
-            p99 = report(f"{rate:.0f} offered", stats, achieved)
+            stats, achieved, cpu = load(rate, args.step_duration)
+            p99 = report(f"{rate:.0f} offered", stats, achieved, cpu)
             if p99 < 200 and not stats.errors and achieved >= 0.95 * rate:
                 best = achieved
             else:
@@ -208,8 +246,8 @@ def main() -> None:
         print(f"  highest throughput with p99 < 200 ms: {best or 0:.0f} pairs/s")
         if args.soak:
             _vacuum()
-            stats, achieved = load(args.soak_rate, args.soak)
-            report(f"{args.soak_rate:.0f} for {args.soak:.0f} s", stats, achieved)
+            stats, achieved, cpu = load(args.soak_rate, args.soak)
+            report(f"{args.soak_rate:.0f} for {args.soak:.0f} s", stats, achieved, cpu)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -210,10 +210,17 @@ class Assignment(models.Model):
         SKIPPED = "skipped", "Skipped"
         RELEASED = "released", "Released"
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    # No single-column indexes where a composite one leads with the column (assignment_unique,
+    # assignment_user_idx): every lease and submit writes this row, and each index costs a write.
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="assignments",
+        db_index=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.LEASED)
     leased_at = models.DateTimeField()
@@ -246,8 +253,11 @@ class Assignment(models.Model):
 class Annotation(TimeStamped):
     """A human's answer. Changes are recorded in AnnotationEvent (append-only)."""
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    # Indexed by annotation_unique (item, ...) and annotation_user_idx (project, ...).
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
     )
@@ -283,7 +293,10 @@ class AnnotationEvent(models.Model):
         RETRACT = "retract", "Retracted"
 
     annotation_id_ref = models.BigIntegerField(help_text="Id of the annotation (kept if deleted).")
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotation_events")
+    # Indexed by annotation_event_item_idx (item, created_at).
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="annotation_events", db_index=False
+    )
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import NoReturn
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -14,7 +15,12 @@ from labeling.errors import ApplicationError, ConflictError, NotFoundError
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
 from labeling.services.hooks import after_annotations_changed, after_final_labels_changed
 from labeling.services.queue import assignment_upsert, item_k
-from labeling.services.submit import single_final_fields, submit_state, submit_write
+from labeling.services.submit import (
+    single_final_fields,
+    submit_postgresql,
+    submit_state,
+    submit_write,
+)
 
 Status = Assignment.Status
 
@@ -61,7 +67,6 @@ def _single_final(*, project: Project, item_id: int) -> None:
     Item.objects.filter(pk=item_id).update(**single_final_fields(annotation))
 
 
-@transaction.atomic
 def annotation_submit(
     *,
     project: Project,
@@ -77,46 +82,138 @@ def annotation_submit(
     slot counting others' live leases; otherwise ConflictError. Submitting twice edits the
     earlier answer instead of adding a second one.
 
-    The hot path of the annotation loop: one statement reads (and on PostgreSQL row-locks) the
-    item with everything the decision needs, one statement writes (PostgreSQL; other backends
-    write through the ORM), and the hooks run.
+    The hot path of the annotation loop. On PostgreSQL it is one statement (its own transaction,
+    unless the caller has one open): the `labeling_annotation_submit` function locks the item,
+    decides and writes. Other backends read and write in an IMMEDIATE transaction. The hooks run
+    after the write; they only schedule work for after the commit (labeling/services/hooks.py).
     """
     cleaned = _labels_shape(project=project, labels=labels)
+    time_spent_ms = max(0, int(time_spent_ms))
+    if connection.vendor != "postgresql":
+        return _submit_orm(
+            project=project,
+            user=user,
+            item_id=item_id,
+            labels=cleaned,
+            time_spent_ms=time_spent_ms,
+            suggestion_id=suggestion_id,
+        )
     now = timezone.now()
-    # The item row lock (PostgreSQL) or the IMMEDIATE transaction (SQLite) serialises every
-    # claim and submit on the item, so what this read sees holds until commit.
-    state = submit_state(project=project, user_id=user.pk, item_id=item_id, labels=cleaned, now=now)
-    if state is None:
+    outcome = submit_postgresql(
+        project=project,
+        user_id=user.pk,
+        item_id=item_id,
+        labels=cleaned,
+        time_spent_ms=time_spent_ms,
+        suggestion_id=suggestion_id,
+        now=now,
+    )
+    if outcome.outcome == "existing":
+        existing = Annotation.objects.select_related("item__project").get(pk=outcome.annotation_id)
+        return annotation_update(
+            annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
+        )
+    if outcome.outcome != "created":
+        _refuse(outcome=outcome.outcome, project=project, item_id=item_id, labels=cleaned)
+    annotation = Annotation(
+        pk=outcome.annotation_id,
+        item_id=item_id,
+        project=project,
+        annotator=user,
+        labels=cleaned,
+        time_spent_ms=time_spent_ms,
+        suggestion_id=suggestion_id,
+        created_at=now,
+        updated_at=now,
+    )
+    annotation._state.adding = False
+    annotation._state.db = connection.alias
+    _submitted(
+        project=project,
+        item_id=item_id,
+        annotations_wanted=outcome.annotations_wanted,
+        annotation_count=outcome.annotation_count,
+        final_changed=outcome.final_changed,
+    )
+    return annotation
+
+
+def _refuse(*, outcome: str, project: Project, item_id: int, labels: list[str]) -> NoReturn:
+    """The error for a submit the database function turned down without writing."""
+    if outcome == "not_found":
         raise NotFoundError("No such item in this project.", {"item": item_id})
-    if state.known_labels < len(cleaned):
-        _clean_labels(project=project, labels=cleaned)  # raises, naming the unknown labels
+    if outcome == "unknown_labels":
+        _clean_labels(project=project, labels=labels)  # raises, naming the unknown labels
+    if outcome == "conflict":
+        raise ConflictError(_EXPIRED_AND_TAKEN, {"item": item_id})
+    if outcome == "bad_suggestion":
+        raise ApplicationError(_FOREIGN_SUGGESTION, {"field": "suggestion_id"})
+    raise AssertionError(f"labeling_annotation_submit: unexpected outcome {outcome!r}")
+
+
+_EXPIRED_AND_TAKEN = (
+    "Your reservation on this item expired and other annotators have since completed it."
+)
+_FOREIGN_SUGGESTION = "That suggestion does not belong to this item."
+
+
+def _submitted(
+    *,
+    project: Project,
+    item_id: int,
+    annotations_wanted: int | None,
+    annotation_count: int,
+    final_changed: bool,
+) -> None:
+    """The hooks of a new annotation (`annotation_count` is the item's count after it)."""
+    counted = Item(
+        pk=item_id, annotations_wanted=annotations_wanted, annotation_count=annotation_count
+    )
+    after_annotations_changed(project=project, item_ids=[item_id], items=[counted])
+    if final_changed:
+        after_final_labels_changed(project=project, item_ids=[item_id])
+
+
+@transaction.atomic
+def _submit_orm(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    item_id: int,
+    labels: list[str],
+    time_spent_ms: int,
+    suggestion_id: int | None,
+) -> Annotation:
+    """`annotation_submit` on backends other than PostgreSQL: the IMMEDIATE transaction
+    serialises every claim and submit, so what the first read sees holds until commit."""
+    now = timezone.now()
+    state = submit_state(project=project, user_id=user.pk, item_id=item_id, labels=labels, now=now)
+    if state is None:
+        _refuse(outcome="not_found", project=project, item_id=item_id, labels=labels)
+    if state.known_labels < len(labels):
+        _refuse(outcome="unknown_labels", project=project, item_id=item_id, labels=labels)
     if state.existing_annotation_id is not None:
         existing = Annotation.objects.select_related("item__project").get(
             pk=state.existing_annotation_id
         )
         return annotation_update(
-            annotation=existing, user=user, labels=cleaned, time_spent_ms=time_spent_ms
+            annotation=existing, user=user, labels=labels, time_spent_ms=time_spent_ms
         )
     k = state.annotations_wanted or project.annotations_per_item
     if not state.live_lease and state.free_slots(k) <= 0:
-        raise ConflictError(
-            "Your reservation on this item expired and other annotators have since completed it.",
-            {"item": item_id},
-        )
+        _refuse(outcome="conflict", project=project, item_id=item_id, labels=labels)
     if (
         suggestion_id is not None
         and not Prediction.objects.filter(pk=suggestion_id, item_id=item_id).exists()
     ):
-        raise ApplicationError(
-            "That suggestion does not belong to this item.", {"field": "suggestion_id"}
-        )
+        _refuse(outcome="bad_suggestion", project=project, item_id=item_id, labels=labels)
     final_changed = k == 1 and state.annotation_count == 0 and not state.is_gold
     annotation = Annotation(
         item_id=item_id,
         project=project,
         annotator=user,
-        labels=cleaned,
-        time_spent_ms=max(0, int(time_spent_ms)),
+        labels=labels,
+        time_spent_ms=time_spent_ms,
         suggestion_id=suggestion_id,
         created_at=now,
         updated_at=now,
@@ -124,14 +221,13 @@ def annotation_submit(
     submit_write(
         annotation=annotation, k=k, is_gold=state.is_gold, set_final=final_changed, now=now
     )
-    counted = Item(
-        pk=item_id,
+    _submitted(
+        project=project,
+        item_id=item_id,
         annotations_wanted=state.annotations_wanted,
         annotation_count=state.annotation_count + 1,
+        final_changed=final_changed,
     )
-    after_annotations_changed(project=project, item_ids=[item_id], items=[counted])
-    if final_changed:
-        after_final_labels_changed(project=project, item_ids=[item_id])
     return annotation
 
 

@@ -1,9 +1,11 @@
 """Explicit extension points of the labeling core, called by its services after a change.
 
 The core calls these two functions; each downstream app adds its one line here (no signals, so
-a reader sees every consequence of a label in one place). They run inside the caller's
-transaction: anything slow must be enqueued with ``transaction.on_commit`` (or
-``task.delay_on_commit``), never done inline, so a request never waits for it.
+a reader sees every consequence of a label in one place). They are called after the change was
+written and must only schedule work for after the commit (``transaction.on_commit`` or
+``task.delay_on_commit``), never write or do slow work inline: on PostgreSQL a submit is one
+statement that has already committed when the hooks run (unless the caller holds a
+transaction open, when ``on_commit`` waits for the caller's commit).
 
 Contract of the final label (written by the core for k == 1, by aggregation for k > 1, by
 adjudication, or by the pre-label cascade):

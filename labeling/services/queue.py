@@ -10,13 +10,15 @@ Correctness rules
 - An expired lease frees its slot; nothing has to clean it up.
 
 Concurrency
-- PostgreSQL: candidates are read with ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent
-  annotators never wait on each other; after the row lock is held, the slot count is checked
-  again by a *new* statement (READ COMMITTED gives it a fresh snapshot that sees every lease
-  committed by whoever held the lock before us), and only then is the lease written. The item
-  row lock serialises claims on one item; the re-check makes them correct.
-- SQLite: transactions are IMMEDIATE (settings), so writers are serialised at BEGIN and the same
-  code is correct without row locks.
+- PostgreSQL: one call of the database function ``labeling_queue_next`` (migration
+  ``labeling/0006``), one round trip in its own transaction. It reads candidates with
+  ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent annotators never wait on each other; after
+  the row locks are held, the slot count is checked again by a *new* statement (READ COMMITTED
+  gives it a fresh snapshot that sees every lease committed by whoever held a lock before us),
+  and only then is the lease written. The item row lock serialises claims on one item; the
+  re-check makes them correct.
+- SQLite: transactions are IMMEDIATE (settings), so writers are serialised at BEGIN, and the
+  same rules run through the ORM without row locks.
 """
 
 from __future__ import annotations
@@ -37,17 +39,14 @@ from labeling.models import Assignment, Item, Prediction, Project
 from labeling.selectors import SUGGESTION_ORDER_SQL
 from labeling.services.db import RowModel, commit_without_flush_wait, no_flush_wait_sql
 
-# How many candidates one locking read may return; a claim tries them in order.
+# How many candidates one read may return; a claim tries them in order. (PostgreSQL's
+# `labeling_queue_next` uses the same two numbers.)
 _CANDIDATE_BATCH = 3
-# How many locking reads before giving up (every candidate was filled by others meanwhile).
+# How many reads before giving up (every candidate was filled by others meanwhile).
 _MAX_ROUNDS = 20
 
 Status = Assignment.Status
 _items = RowModel(Item)
-
-
-def _supports_skip_locked() -> bool:
-    return connection.features.has_select_for_update_skip_locked
 
 
 def _active_lease(*, project: Project, user: AbstractBaseUser, exclude: Sequence[int], now):
@@ -63,14 +62,10 @@ def _active_lease(*, project: Project, user: AbstractBaseUser, exclude: Sequence
 
 
 def _candidates_sql(*, k: int) -> str:
-    """The queue read: an index scan on (project, status, priority DESC, id) that stops at the
-    first items with a free slot. Raw SQL because the ORM cannot express FOR UPDATE SKIP LOCKED
-    with LIMIT over a correlated count in one statement on both backends."""
+    """The queue read on SQLite (PostgreSQL's is in `labeling_queue_next`): an index scan on
+    (project, status, priority DESC, id) that stops at the first items with a free slot."""
     item = Item._meta.db_table
     asg = Assignment._meta.db_table
-    # k and the LIMIT are written into the text, not bound: the statement is prepared once per
-    # connection, and with them as parameters PostgreSQL's generic plan could not see that the
-    # LIMIT is small and would re-plan the query on every request.
     wanted = f"COALESCE(i.annotations_wanted, {int(k)})"
     # k == 1 everywhere (the common case): a free item is one nobody else holds a live lease
     # on. Items whose own k is larger fall back to counting live leases.
@@ -81,7 +76,6 @@ def _candidates_sql(*, k: int) -> str:
               ELSE i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted} END)"""
     else:
         slot_clause = f"i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted}"
-    lock = " FOR UPDATE OF i SKIP LOCKED" if _supports_skip_locked() else ""
     return f"""
         SELECT i.id, i.priority FROM {item} i
          WHERE i.project_id = %(project)s AND i.status = 'open'
@@ -92,7 +86,7 @@ def _candidates_sql(*, k: int) -> str:
            AND {slot_clause}
            {{exclude}}
          ORDER BY i.priority DESC, i.id
-         LIMIT {_CANDIDATE_BATCH}{lock}"""
+         LIMIT {_CANDIDATE_BATCH}"""
 
 
 def item_k(*, item: Item, project: Project) -> int:
@@ -173,9 +167,9 @@ def queue_next_item(
     with a renewed expiry, so reloading the page does not grab a second item; the labeling page
     passes the item it is showing in `exclude_item_ids` to prefetch the one after it.
 
-    The hot path of the annotation loop. One statement finds the held lease or locks the
-    candidates; on PostgreSQL one more re-checks their slots, writes the lease and returns the
-    item (other backends do that step through the ORM).
+    The hot path of the annotation loop: on PostgreSQL one statement (the `labeling_queue_next`
+    function, joined to the item and its suggestions); other backends run the same rules through
+    the ORM in a few.
     """
     exclude = [int(pk) for pk in exclude_item_ids]
     k = project.annotations_per_item
@@ -189,6 +183,8 @@ def queue_next_item(
             gold_id = _gold_candidate(project=project, user=user, exclude=exclude)
             if gold_id is not None:
                 return _lease(project=project, user=user, item_id=gold_id, now=now)
+    if connection.vendor == "postgresql":
+        return _next_postgresql(project=project, user=user, exclude=exclude)
     for _ in range(_MAX_ROUNDS):
         with transaction.atomic():
             now = timezone.now()
@@ -214,8 +210,8 @@ def _held_or_candidates(
     *, project: Project, user_id: int, exclude: Sequence[int], k: int, now
 ) -> tuple[int | None, list[int]]:
     """(the item of the user's live lease, []) if they hold one, else (None, up to
-    `_CANDIDATE_BATCH` candidate ids in queue order, row-locked on PostgreSQL). One statement:
-    the candidate scan only runs (and only locks) when no lease is held."""
+    `_CANDIDATE_BATCH` candidate ids in queue order). One statement: the candidate scan only
+    runs when no lease is held."""
     params = {"project": project.pk, "user": user_id, "now": now}
     exclude_items = exclude_leases = ""
     if exclude:
@@ -253,41 +249,29 @@ def _renew(*, project: Project, assignment: Assignment, now) -> Assignment:
 def _lease_first_free(
     *, project: Project, user: AbstractBaseUser, candidates: Sequence[int], k: int, now
 ) -> Assignment | None:
-    """Lease the first candidate that still has a free slot, or None. Call holding the
-    candidates' row locks (PostgreSQL) or inside an IMMEDIATE transaction (SQLite).
+    """Lease the first candidate that still has a free slot, or None. Call inside an
+    IMMEDIATE transaction (SQLite; PostgreSQL runs `labeling_queue_next` instead)."""
+    commit_without_flush_wait()
+    for item_id in candidates:
+        item, free = _item_with_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now)
+        if free > 0:
+            return _lease(project=project, user=user, item_id=item_id, now=now, item=item)
+    return None
 
-    The slot count must be a *new* statement after the locks were taken: READ COMMITTED gives
-    it a fresh snapshot that sees every lease committed by whoever held a lock before us."""
-    if connection.vendor != "postgresql":
-        commit_without_flush_wait()
-        for item_id in candidates:
-            item, free = _item_with_free_slots(item_id=item_id, k=k, user_id=user.pk, now=now)
-            if free > 0:
-                return _lease(project=project, user=user, item_id=item_id, now=now, item=item)
-        return None
-    item_table, asg = Item._meta.db_table, Assignment._meta.db_table
+
+def _next_postgresql(
+    *, project: Project, user: AbstractBaseUser, exclude: Sequence[int]
+) -> Assignment | None:
+    """`queue_next_item` on PostgreSQL: the database function renews the user's live lease or
+    leases the first free candidate (see the module's docstring); the same statement returns
+    the item and the suggestions shown beside it. The function writes in its own snapshots,
+    which this statement's cannot see, so the lease's fields come back from the function."""
+    now = timezone.now()
     # A lease is a reservation, not data: its commit need not wait for the disk.
     expression = no_flush_wait_sql()
     no_flush_wait = f", {expression}" if expression else ""
     sql = f"""
-        WITH c AS (SELECT * FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS c(id, ord)),
-        pick AS (
-            SELECT i.id FROM c JOIN {item_table} i ON i.id = c.id
-             WHERE i.is_gold OR (i.status = 'open'
-                   AND COALESCE(i.annotations_wanted, %(k)s) - i.annotation_count
-                       - (SELECT COUNT(*) FROM {asg} o
-                           WHERE o.item_id = i.id AND o.status = 'leased'
-                             AND o.expires_at > %(now)s AND o.user_id <> %(user)s) > 0)
-             ORDER BY c.ord LIMIT 1),
-        lease AS (
-            INSERT INTO {asg} (item_id, project_id, user_id, status, leased_at, expires_at,
-                               updated_at)
-            SELECT id, %(project)s, %(user)s, 'leased', %(now)s, %(expires)s, %(now)s FROM pick
-            ON CONFLICT (item_id, user_id) DO UPDATE
-               SET status = EXCLUDED.status, leased_at = EXCLUDED.leased_at,
-                   expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
-            RETURNING id, item_id, expires_at)
-        SELECT {_items.columns("i")}, lease.id, lease.expires_at,
+        SELECT {_items.columns("i")}, q.r_assignment_id, q.r_leased_at,
                (SELECT json_agg(json_build_object(
                          'id', p.id, 'source_kind', p.source_kind, 'source_id', p.source_id,
                          'source_version', p.source_version, 'labels', p.labels,
@@ -296,23 +280,25 @@ def _lease_first_free(
                   FROM {Prediction._meta.db_table} p
                  WHERE p.item_id = i.id AND p.labels <> '[]'::jsonb)::text
                {no_flush_wait}
-          FROM lease JOIN {item_table} i ON i.id = lease.item_id"""
+          FROM labeling_queue_next(%(project)s::bigint, %(user)s::integer, %(k)s::integer,
+                                   %(now)s, %(expires)s, %(exclude)s::bigint[]) q
+          JOIN {Item._meta.db_table} i ON i.id = q.r_item_id"""
+    expires = now + timedelta(seconds=project.lease_seconds)
     params = {
-        "ids": list(candidates),
-        "k": k,
-        "now": now,
-        "user": user.pk,
         "project": project.pk,
-        "expires": now + timedelta(seconds=project.lease_seconds),
+        "user": user.pk,
+        "k": project.annotations_per_item,
+        "now": now,
+        "expires": expires,
+        "exclude": list(exclude),
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    item, (lease_id, expires_at, suggestions, *_) = _items.instance(row)
-    # The suggestions shown beside the item, read in the same statement (see
-    # `labeling.api.selectors.item_suggestions`).
+    item, (lease_id, leased_at, suggestions, *_) = _items.instance(row)
+    # The suggestions shown beside the item (see `labeling.api.selectors.item_suggestions`).
     item.prefetched_suggestions = [
         Prediction(item=item, project_id=item.project_id, **fields)
         for fields in json.loads(suggestions or "[]")
@@ -323,8 +309,8 @@ def _lease_first_free(
         project=project,
         user=user,
         status=Status.LEASED,
-        leased_at=now,
-        expires_at=expires_at,
+        leased_at=leased_at,
+        expires_at=expires,
         updated_at=now,
     )
     assignment._state.adding = False

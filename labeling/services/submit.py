@@ -1,11 +1,15 @@
-"""The two database steps of a submit (see `annotation_submit`): read the item's state under
-its row lock in one statement, then write the annotation, its history event, the assignment and
-the item's counters. On PostgreSQL the write is one statement (data-modifying CTEs); other
-backends write through the ORM. Both are called inside the submit's transaction.
+"""The database steps of a submit (see `annotation_submit`).
+
+PostgreSQL: one statement, the function `labeling_annotation_submit` (migration labeling/0006):
+it locks the item, reads what the submit decides on in a new snapshot, and either writes the
+annotation, its history event, the assignment and the item's counters, or writes nothing and
+says why. Other backends: read the state in one statement inside the caller's IMMEDIATE
+transaction, then write through the ORM.
 
 The SQL is raw because this is the hottest path of the product (every label an annotator gives)
 and the ORM would spend more time compiling these statements than the database spends running
-them."""
+them.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ Status = Assignment.Status
 _ITEM = Item._meta.db_table
 _ASSIGNMENT = Assignment._meta.db_table
 _ANNOTATION = Annotation._meta.db_table
-_EVENT = AnnotationEvent._meta.db_table
 _LABEL = Label._meta.db_table
 
 
@@ -50,10 +53,9 @@ class SubmitState:
 def submit_state(
     *, project, user_id: int, item_id: int, labels: Sequence[str], now
 ) -> SubmitState | None:
-    """Everything a submit decides on, in one statement; on PostgreSQL it takes the item's row
-    lock. None if the item is not in the project."""
+    """Everything a submit decides on, in one statement, or None if the item is not in the
+    project. Other backends than PostgreSQL: call inside the submit's IMMEDIATE transaction."""
     marks = ", ".join(["%s"] * len(labels))
-    lock = " FOR UPDATE OF i" if connection.vendor == "postgresql" else ""
     sql = f"""
         SELECT i.annotation_count, i.annotations_wanted, i.is_gold, i.status = 'open',
                CASE WHEN a.status = 'leased' AND a.expires_at > %s THEN 1 ELSE 0 END,
@@ -65,7 +67,7 @@ def submit_state(
                (SELECT COUNT(*) FROM {_LABEL} l WHERE l.project_id = %s AND l.value IN ({marks}))
           FROM {_ITEM} i
           LEFT JOIN {_ASSIGNMENT} a ON a.item_id = i.id AND a.user_id = %s
-         WHERE i.id = %s AND i.project_id = %s{lock}"""
+         WHERE i.id = %s AND i.project_id = %s"""
     params = [now, now, user_id, user_id, project.pk, *labels, user_id, item_id, project.pk]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -98,74 +100,55 @@ def single_final_fields(annotation: Annotation) -> dict:
     }
 
 
-def submit_write(*, annotation: Annotation, k: int, is_gold: bool, set_final: bool, now) -> None:
-    """Write a new annotation (sets `annotation.pk`), its CREATE event, the user's assignment
-    (submitted), and the item: count + 1, closed at k (gold items stay open), and with
-    `set_final` the final label with its lineage."""
-    if connection.vendor == "postgresql":
-        _write_postgresql(annotation=annotation, k=k, is_gold=is_gold, set_final=set_final, now=now)
-    else:
-        _write_orm(annotation=annotation, k=k, is_gold=is_gold, set_final=set_final, now=now)
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What `labeling_annotation_submit` did: `created` (and wrote everything), or why it wrote
+    nothing: `not_found`, `unknown_labels`, `existing` (the user's earlier answer is
+    `annotation_id`), `conflict`, `bad_suggestion`."""
+
+    outcome: str
+    annotation_id: int | None
+    annotation_count: int | None  # after the write
+    annotations_wanted: int | None
+    is_gold: bool | None
+    final_changed: bool | None  # k == 1: the annotation became the item's final label
 
 
-def _write_postgresql(*, annotation: Annotation, k: int, is_gold: bool, set_final: bool, now):
-    sets = ["annotation_count = it.annotation_count + 1", "updated_at = %(now)s"]
-    if not is_gold:
-        sets.append(
-            "status = CASE WHEN it.annotation_count >= %(k)s - 1 THEN 'done' ELSE it.status END"
-        )
-    if set_final:
-        sets += [
-            "final_labels = %(labels)s::jsonb",
-            "final_confidence = 1.0",
-            """final_lineage = jsonb_build_object('method', 'single_annotator', 'version', '1',
-                 'annotations', jsonb_build_array(ann.id),
-                 'annotators', jsonb_build_array(%(user)s::bigint))""",
-        ]
-    sql = f"""
-        WITH ann AS (
-            INSERT INTO {_ANNOTATION} (created_at, updated_at, item_id, project_id, annotator_id,
-                                       labels, time_spent_ms, suggestion_id)
-            VALUES (%(now)s, %(now)s, %(item)s, %(project)s, %(user)s, %(labels)s::jsonb,
-                    %(ms)s, %(suggestion)s)
-            RETURNING id),
-        event AS (
-            INSERT INTO {_EVENT} (annotation_id_ref, item_id, annotator_id, action, labels,
-                                  previous_labels, time_spent_ms, created_at)
-            SELECT ann.id, %(item)s, %(user)s, %(create)s, %(labels)s::jsonb, NULL, %(ms)s,
-                   %(now)s
-              FROM ann),
-        assignment AS (
-            INSERT INTO {_ASSIGNMENT} (item_id, project_id, user_id, status, leased_at,
-                                       expires_at, updated_at)
-            VALUES (%(item)s, %(project)s, %(user)s, %(submitted)s, %(now)s, %(now)s, %(now)s)
-            ON CONFLICT (item_id, user_id) DO UPDATE
-               SET status = EXCLUDED.status, leased_at = EXCLUDED.leased_at,
-                   expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at),
-        item AS (
-            UPDATE {_ITEM} it SET {", ".join(sets)}
-              FROM ann WHERE it.id = %(item)s)
-        SELECT id FROM ann"""
-    params = {
-        "now": now,
-        "item": annotation.item_id,
-        "project": annotation.project_id,
-        "user": annotation.annotator_id,
-        "labels": json.dumps(annotation.labels),
-        "ms": annotation.time_spent_ms,
-        "suggestion": annotation.suggestion_id,
-        "create": AnnotationEvent.Action.CREATE.value,
-        "submitted": Status.SUBMITTED.value,
-        "k": k,
-    }
+def submit_postgresql(
+    *,
+    project,
+    user_id: int,
+    item_id: int,
+    labels: Sequence[str],
+    time_spent_ms: int,
+    suggestion_id: int | None,
+    now,
+) -> SubmitOutcome:
+    """The whole submit decision and write on PostgreSQL, in one statement (its own
+    transaction unless the caller has one open)."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (annotation.pk,) = cursor.fetchone()
-    annotation._state.adding = False
-    annotation._state.db = connection.alias
+        cursor.execute(
+            "SELECT * FROM labeling_annotation_submit("
+            "%s::bigint, %s::integer, %s::bigint, %s::jsonb, %s::integer, %s::bigint, "
+            "%s::integer, %s)",
+            [
+                project.pk,
+                user_id,
+                item_id,
+                json.dumps(list(labels)),
+                time_spent_ms,
+                suggestion_id,
+                project.annotations_per_item,
+                now,
+            ],
+        )
+        return SubmitOutcome(*cursor.fetchone())
 
 
-def _write_orm(*, annotation: Annotation, k: int, is_gold: bool, set_final: bool, now) -> None:
+def submit_write(*, annotation: Annotation, k: int, is_gold: bool, set_final: bool, now) -> None:
+    """Other backends than PostgreSQL: write a new annotation (sets `annotation.pk`), its
+    CREATE event, the user's assignment (submitted), and the item: count + 1, closed at k (gold
+    items stay open), and with `set_final` the final label with its lineage."""
     from labeling.services.queue import assignment_upsert
 
     annotation.save(force_insert=True)
