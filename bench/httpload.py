@@ -85,6 +85,7 @@ class Connection:
 @dataclass
 class Stats:
     pair_ms: list[float] = field(default_factory=list)
+    pair_at: list[float] = field(default_factory=list)  # each pair's scheduled start, s from t0
     next_ms: list[float] = field(default_factory=list)
     submit_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
@@ -92,6 +93,17 @@ class Stats:
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def windows(stats: Stats, seconds: float) -> list[tuple[float, int, float, float]]:
+    """(window start s, pairs, p99 ms, max ms) of the pairs scheduled in each `seconds` window."""
+    buckets: dict[int, list[float]] = {}
+    for at, ms in zip(stats.pair_at, stats.pair_ms, strict=True):
+        buckets.setdefault(int(at // seconds), []).append(ms)
+    return [
+        (n * seconds, len(values), percentile(values, 99), max(values))
+        for n, values in sorted(buckets.items())
+    ]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -146,6 +158,7 @@ async def run_pairs(
                 stats.error(f"submit {status}")
                 return
             stats.pair_ms.append((t2 - scheduled) * 1000)
+            stats.pair_at.append(scheduled - start)
         except Exception as exc:  # counted, never hidden
             stats.error(type(exc).__name__)
         finally:
