@@ -144,6 +144,8 @@ def _refuse(*, outcome: str, project: Project, item_id: int, labels: list[str]) 
         raise NotFoundError("No such item in this project.", {"item": item_id})
     if outcome == "unknown_labels":
         _clean_labels(project=project, labels=labels)  # raises, naming the unknown labels
+        # (unless the labels were added since: the submit may be sent again)
+        raise ApplicationError("Unknown label(s).", {"field": "labels"})
     if outcome == "conflict":
         raise ConflictError(_EXPIRED_AND_TAKEN, {"item": item_id})
     if outcome == "bad_suggestion":
