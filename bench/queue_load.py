@@ -98,7 +98,8 @@ class AutovacuumStandIn:
     THRESHOLD = 20_000
 
     def __init__(self, url: str) -> None:
-        self.url, self.vacuums = url, 0
+        self.url = url
+        self.vacuums: list[tuple[float, str, float]] = []  # (wall-clock start, table, seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -124,8 +125,9 @@ class AutovacuumStandIn:
                     "WHERE relname = ANY(%s) AND n_dead_tup > %s",
                     [list(self.TABLES), self.THRESHOLD],
                 ).fetchall():
+                    started = time.time()
                     conn.execute(f"VACUUM {table}")
-                    self.vacuums += 1
+                    self.vacuums.append((started, table, time.time() - started))
 
 
 def free_port() -> int:
@@ -288,12 +290,19 @@ def main() -> None:
         print(f"  highest throughput with p99 < 200 ms: {best or 0:.0f} pairs/s")
         if args.soak:
             _vacuum()
+            began = time.time()
             with AutovacuumStandIn(BENCH_DB_URL) as autovacuum:
                 stats, achieved, cpu = load(args.soak_rate, args.soak)
             report(f"{args.soak_rate:.0f} for {args.soak:.0f} s", stats, achieved, cpu)
-            print(f"    autovacuum stand-in: {autovacuum.vacuums} vacuums")
-            for start, pairs, p99, worst in windows(stats, 30):
-                print(f"    {start:5.0f} s: {pairs:5d} pairs, p99 {p99:7.1f} ms, max {worst:7.1f}")
+            # Wall-clock times (UTC), to line up with PostgreSQL's log of checkpoints.
+            for start, pairs, p99, worst in windows(stats, 10):
+                at = time.strftime("%H:%M:%S", time.gmtime(began + start))
+                print(
+                    f"    {at} +{start:3.0f} s: {pairs:5d} pairs, p99 {p99:.1f}, max {worst:.1f} ms"
+                )
+            for started, table, seconds in autovacuum.vacuums:
+                at = time.strftime("%H:%M:%S", time.gmtime(started))
+                print(f"    autovacuum stand-in: {at} VACUUM {table} took {seconds:.1f} s")
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
