@@ -11,7 +11,7 @@ from labeling.services.annotations import (
     annotation_update,
 )
 from labeling.services.queue import queue_next_item
-from tests.factories import ItemFactory, ProjectFactory
+from tests.factories import ItemFactory, PredictionFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,6 +47,31 @@ def test_bad_labels_are_refused_with_a_clear_message(project, annotator, labels,
     with pytest.raises(ApplicationError, match=message):
         annotation_submit(project=project, user=annotator, item_id=item.pk, labels=labels)
     assert not Annotation.objects.exists()
+
+
+def test_a_suggestion_of_another_item_is_refused_and_nothing_is_written(project, annotator):
+    # Given an item leased to the annotator and a machine suggestion made for another item
+    item, other = ItemFactory(project=project), ItemFactory(project=project)
+    foreign = PredictionFactory(item=other)
+    queue_next_item(project=project, user=annotator)
+
+    # When they submit claiming to have accepted that suggestion
+    with pytest.raises(ApplicationError, match="suggestion") as refused:
+        annotation_submit(
+            project=project,
+            user=annotator,
+            item_id=item.pk,
+            labels=["pos"],
+            suggestion_id=foreign.pk,
+        )
+
+    # Then the error names the field, and neither the annotation nor its traces were written
+    assert refused.value.extra == {"field": "suggestion_id"}
+    assert not Annotation.objects.exists()
+    assert not AnnotationEvent.objects.exists()
+    item.refresh_from_db()
+    assert (item.annotation_count, item.status, item.final_labels) == (0, Item.Status.OPEN, None)
+    assert Assignment.objects.get(item=item, user=annotator).status == Assignment.Status.LEASED
 
 
 def test_multi_label_project_takes_several_labels(annotator):
