@@ -45,48 +45,29 @@ BEGIN
     END IF;
     FOR v_round IN 1..20 LOOP
         -- Lock up to three candidates in queue order (an index scan on item_queue_idx that
-        -- stops at the first items with a free slot), skipping items others hold locked.
-        IF p_k = 1 THEN
-            -- k == 1 everywhere (the common case): a free item is one nobody else holds a
-            -- live lease on; items whose own k is larger count live leases.
-            v_candidates := ARRAY(
-                SELECT i.id FROM labeling_item i
-                 WHERE i.project_id = p_project AND i.status = 'open'
-                   AND i.annotation_count < COALESCE(i.annotations_wanted, 1) AND NOT i.is_gold
-                   AND NOT EXISTS (
-                       SELECT 1 FROM labeling_assignment mine
-                        WHERE mine.item_id = i.id AND mine.user_id = p_user
-                          AND mine.status IN ('submitted', 'skipped'))
-                   AND (CASE WHEN COALESCE(i.annotations_wanted, 1) = 1 THEN NOT EXISTS (
-                              SELECT 1 FROM labeling_assignment o
-                               WHERE o.item_id = i.id AND o.status = 'leased'
-                                 AND o.expires_at > p_now AND o.user_id <> p_user)
-                        ELSE i.annotation_count + (
-                              SELECT COUNT(*) FROM labeling_assignment o
-                               WHERE o.item_id = i.id AND o.status = 'leased'
-                                 AND o.expires_at > p_now AND o.user_id <> p_user)
-                             < i.annotations_wanted END)
-                   AND NOT (i.id = ANY (p_exclude))
-                 ORDER BY i.priority DESC, i.id
-                 LIMIT 3 FOR UPDATE OF i SKIP LOCKED);
-        ELSE
-            v_candidates := ARRAY(
-                SELECT i.id FROM labeling_item i
-                 WHERE i.project_id = p_project AND i.status = 'open'
-                   AND i.annotation_count < COALESCE(i.annotations_wanted, p_k) AND NOT i.is_gold
-                   AND NOT EXISTS (
-                       SELECT 1 FROM labeling_assignment mine
-                        WHERE mine.item_id = i.id AND mine.user_id = p_user
-                          AND mine.status IN ('submitted', 'skipped'))
-                   AND i.annotation_count + (
-                           SELECT COUNT(*) FROM labeling_assignment o
-                            WHERE o.item_id = i.id AND o.status = 'leased'
-                              AND o.expires_at > p_now AND o.user_id <> p_user)
-                       < COALESCE(i.annotations_wanted, p_k)
-                   AND NOT (i.id = ANY (p_exclude))
-                 ORDER BY i.priority DESC, i.id
-                 LIMIT 3 FOR UPDATE OF i SKIP LOCKED);
-        END IF;
+        -- stops at the first items with a free slot), skipping items others hold locked. An
+        -- item that wants one annotation (the common case) is free when nobody else holds a
+        -- live lease on it; items that want more count the live leases.
+        v_candidates := ARRAY(
+            SELECT i.id FROM labeling_item i
+             WHERE i.project_id = p_project AND i.status = 'open'
+               AND i.annotation_count < COALESCE(i.annotations_wanted, p_k) AND NOT i.is_gold
+               AND NOT EXISTS (
+                   SELECT 1 FROM labeling_assignment mine
+                    WHERE mine.item_id = i.id AND mine.user_id = p_user
+                      AND mine.status IN ('submitted', 'skipped'))
+               AND (CASE WHEN COALESCE(i.annotations_wanted, p_k) = 1 THEN NOT EXISTS (
+                          SELECT 1 FROM labeling_assignment o
+                           WHERE o.item_id = i.id AND o.status = 'leased'
+                             AND o.expires_at > p_now AND o.user_id <> p_user)
+                    ELSE i.annotation_count + (
+                          SELECT COUNT(*) FROM labeling_assignment o
+                           WHERE o.item_id = i.id AND o.status = 'leased'
+                             AND o.expires_at > p_now AND o.user_id <> p_user)
+                         < COALESCE(i.annotations_wanted, p_k) END)
+               AND NOT (i.id = ANY (p_exclude))
+             ORDER BY i.priority DESC, i.id
+             LIMIT 3 FOR UPDATE OF i SKIP LOCKED);
         IF cardinality(v_candidates) = 0 THEN
             RETURN;
         END IF;

@@ -67,15 +67,12 @@ def _candidates_sql(*, k: int) -> str:
     item = Item._meta.db_table
     asg = Assignment._meta.db_table
     wanted = f"COALESCE(i.annotations_wanted, {int(k)})"
-    # k == 1 everywhere (the common case): a free item is one nobody else holds a live lease
-    # on. Items whose own k is larger fall back to counting live leases.
+    # An item that wants one annotation (the common case) is free when nobody else holds a live
+    # lease on it; items that want more count the live leases.
     others_live = f"""FROM {asg} o WHERE o.item_id = i.id AND o.status = 'leased'
                  AND o.expires_at > %(now)s AND o.user_id <> %(user)s"""
-    if k == 1:
-        slot_clause = f"""(CASE WHEN {wanted} = 1 THEN NOT EXISTS (SELECT 1 {others_live})
-              ELSE i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted} END)"""
-    else:
-        slot_clause = f"i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted}"
+    slot_clause = f"""(CASE WHEN {wanted} = 1 THEN NOT EXISTS (SELECT 1 {others_live})
+          ELSE i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted} END)"""
     return f"""
         SELECT i.id, i.priority FROM {item} i
          WHERE i.project_id = %(project)s AND i.status = 'open'
