@@ -36,6 +36,10 @@ def _user_rows() -> RowModel:
 
 class FastTokenAuthentication(TokenAuthentication):
     project_id: int | None = None
+    # PostgreSQL, with a project: also read digests of the user's and the project's rows
+    # (`digests`), which let the fast path check later that nothing it read has changed.
+    with_digests: bool = False
+    digests: tuple[str, str] | None = None
 
     def authenticate(self, request):
         # DRF makes one authenticator per request, so this attribute is the request's own.
@@ -59,6 +63,7 @@ class FastTokenAuthentication(TokenAuthentication):
                 f"SELECT {users.columns('u')}, {projects.columns('p')},"
                 f" (SELECT m.role FROM {Membership._meta.db_table} m"
                 f"   WHERE m.project_id = p.id AND m.user_id = u.{User._meta.pk.column})"
+                f"{self._digest_columns()}"
                 f" FROM {User._meta.db_table} u"
                 f" JOIN {Token._meta.db_table} t ON t.user_id = u.{User._meta.pk.column}"
                 f" LEFT JOIN {Project._meta.db_table} p ON p.id = %s"
@@ -76,8 +81,21 @@ class FastTokenAuthentication(TokenAuthentication):
         if self.project_id is not None:
             project = None
             if rest[0] is not None:  # the project's id column: the project exists
-                project, (role,) = projects.instance(rest)
+                project, (role, *digests) = projects.instance(rest)
                 project.member_role = role
+                if digests:
+                    self.digests = (digests[0], digests[1])
             user.prefetched_project = PrefetchedProject(self.project_id, project)
         # DRF returns the token as request.auth; nothing here reads more than its key.
         return user, Token(key=key, user=user)
+
+    def _digest_columns(self) -> str:
+        """The digest columns (`DIGEST_SQL`) when asked for and the database can compute them."""
+        if not self.with_digests or connection.vendor != "postgresql":
+            return ""
+        return ", " + DIGEST_SQL.format(user="u", project="p")
+
+
+# What a cached credential is checked against: the whole user row and the whole project row
+# (any change to either, a deactivation or a new k, say, gives a new digest).
+DIGEST_SQL = "md5({user}::text), md5({project}::text)"

@@ -33,6 +33,7 @@ from typing import Any
 from django.core import signals
 from django.core.exceptions import DisallowedHost, PermissionDenied
 from django.core.handlers.wsgi import WSGIRequest
+from django.db import connection
 from django.http import Http404, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -41,6 +42,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
 from labeling.api.authentication import FastTokenAuthentication
+from labeling.api.credentials import CredentialCache
 from labeling.api.permissions import project_for_role
 from labeling.api.views.annotate import (
     annotation_payload,
@@ -51,6 +53,7 @@ from labeling.api.views.annotate import (
 from labeling.errors import ApplicationError
 from labeling.models import Membership
 from labeling.services.annotations import annotation_submit
+from labeling.services.db import GuardFailed, statement_guard
 from labeling.services.queue import queue_next_item
 
 # The routes of `labeling.api.urls` under /api/ (a test checks them against `reverse`).
@@ -105,6 +108,7 @@ class AnnotationLoopFastPath:
         self.security = SecurityMiddleware(_unused)
         self.common = CommonMiddleware(_unused)
         self.frame_options = XFrameOptionsMiddleware(_unused)
+        self.credentials = CredentialCache()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         route = self._route(environ)
@@ -173,22 +177,30 @@ class AnnotationLoopFastPath:
                 raise _Declined
         except (DisallowedHost, PermissionDenied):
             raise _Declined from None
-        user = self._user(environ, project_id)
+        key, user, guard = self._user(environ, project_id)
         try:
             project, _ = project_for_role(
                 project_id=project_id, user=user, role=Membership.Role.ANNOTATOR
             )
             data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-            if item_id is None:
-                data = next_input.validate(data)
-                assignment = queue_next_item(
-                    project=project, user=user, exclude_item_ids=data["exclude"]
-                )
-                if assignment is None:  # nothing leased: Django answers 204
-                    raise _Declined
-            else:
-                data = submit_input.validate(data)
-                annotation = annotation_submit(project=project, user=user, item_id=item_id, **data)
+            with statement_guard(guard):
+                if item_id is None:
+                    data = next_input.validate(data)
+                    assignment = queue_next_item(
+                        project=project, user=user, exclude_item_ids=data["exclude"]
+                    )
+                    if assignment is None:  # nothing leased: Django answers 204
+                        raise _Declined
+                else:
+                    data = submit_input.validate(data)
+                    annotation = annotation_submit(
+                        project=project, user=user, item_id=item_id, **data
+                    )
+        except GuardFailed:
+            # What the cached credentials say no longer holds; nothing was written. Django
+            # reads them afresh and answers.
+            self.credentials.drop(key, project_id)
+            raise _Declined from None
         except _ANSWERED_BY_THE_VIEW:
             # Refusals raised before anything is written: the view gives the same answer.
             raise _Declined from None
@@ -198,20 +210,31 @@ class AnnotationLoopFastPath:
             return self._respond(request, next_item_payload(assignment), 200)
         return self._respond(request, annotation_payload(annotation), 201)
 
-    @staticmethod
-    def _user(environ: dict, project_id: int):
-        """DRF's token header rules (keyword, two parts), then the same lookup as the views."""
+    def _user(self, environ: dict, project_id: int):
+        """DRF's token header rules (keyword, two parts), then the same lookup as the views,
+        or (PostgreSQL) what an earlier lookup in this process found, with the guard that makes
+        the request's statement check it (labeling/api/credentials.py)."""
         header = environ.get("HTTP_AUTHORIZATION", "").encode("iso-8859-1", "replace")
         parts = header.split()
         if len(parts) != 2 or parts[0].lower() != FastTokenAuthentication.keyword.lower().encode():
             raise _Declined
+        try:
+            key = parts[1].decode()
+        except UnicodeDecodeError:
+            raise _Declined from None
+        postgresql = connection.vendor == "postgresql"
+        if postgresql and (cached := self.credentials.get(key, project_id)) is not None:
+            return key, cached.user, cached.guard
         authentication = FastTokenAuthentication()
         authentication.project_id = project_id
+        authentication.with_digests = postgresql
         try:
-            user, _ = authentication.authenticate_credentials(parts[1].decode())
+            user, _ = authentication.authenticate_credentials(key)
         except Exception:
             raise _Declined from None
-        return user
+        if authentication.digests is not None:
+            self.credentials.put(key, project_id, user, authentication.digests)
+        return key, user, None
 
     def _respond(self, request: WSGIRequest, payload: Any, status: int) -> HttpResponse:
         content = self.renderer.render(payload)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 from django.db import connection
 from django.db.models import Model
@@ -71,3 +74,56 @@ class RowModel:
             for converter in converters:
                 values[pos] = converter(values[pos], expression, connection)
         return self.model.from_db(connection.alias, self.names, values), tuple(row[n:])
+
+
+# ---- statement guards ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementGuard:
+    """A condition the database checks in the same statement as a write, so that the write
+    happens only if the condition holds at that moment: `sql` is a boolean SQL expression with
+    ``%(name)s`` placeholders for `params`.
+
+    The API's fast path (labeling/api/fastpath.py) sets one when it answers from credentials it
+    read on an earlier request: the token, the user's row, the membership role and the project's
+    row must still be what they were. The PostgreSQL statements of the annotation loop (queue
+    next, submit) evaluate it before they call their function, pass the function a NULL project
+    when it fails (which matches no row, so nothing is written), and raise `GuardFailed`. Any
+    other statement on the way checks it first with `guard_check`."""
+
+    sql: str
+    params: dict
+
+
+class GuardFailed(Exception):
+    """The active statement guard did not hold: nothing was written."""
+
+
+_guard: ContextVar[StatementGuard | None] = ContextVar("statement_guard", default=None)
+
+
+@contextmanager
+def statement_guard(guard: StatementGuard | None) -> Iterator[None]:
+    """Run the block's annotation-loop statements under `guard` (None: no guard)."""
+    token = _guard.set(guard)
+    try:
+        yield
+    finally:
+        _guard.reset(token)
+
+
+def active_guard() -> StatementGuard | None:
+    return _guard.get()
+
+
+def guard_check() -> None:
+    """Check the active guard in a statement of its own (for code paths that write through
+    several statements); GuardFailed if it does not hold. No guard: nothing to do."""
+    guard = _guard.get()
+    if guard is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {guard.sql}", guard.params)
+        if not cursor.fetchone()[0]:
+            raise GuardFailed

@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import Case, F, Value, When
 
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Label
+from labeling.services.db import GuardFailed, active_guard
 
 Status = Assignment.Status
 
@@ -126,23 +127,37 @@ def submit_postgresql(
 ) -> SubmitOutcome:
     """The whole submit decision and write on PostgreSQL, in one statement (its own
     transaction unless the caller has one open)."""
+    guard = active_guard()
+    # Under a statement guard the function gets the project only if the guard holds; a NULL
+    # project matches no item, so it writes nothing (see `labeling.services.db.StatementGuard`).
+    project_arg = "CASE WHEN g.ok THEN %(project)s::bigint END" if guard else "%(project)s::bigint"
+    call = (
+        f"labeling_annotation_submit({project_arg}, %(user)s::integer, %(item)s::bigint,"
+        " %(labels)s::jsonb, %(ms)s::integer, %(suggestion)s::bigint, %(k)s::integer, %(now)s)"
+    )
+    params = {
+        "project": project.pk,
+        "user": user_id,
+        "item": item_id,
+        "labels": json.dumps(list(labels)),
+        "ms": time_spent_ms,
+        "suggestion": suggestion_id,
+        "k": project.annotations_per_item,
+        "now": now,
+    }
+    if guard:
+        sql = f"SELECT g.ok, s.* FROM (SELECT {guard.sql} AS ok) g CROSS JOIN LATERAL {call} s"
+        params.update(guard.params)
+    else:
+        sql = f"SELECT * FROM {call}"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT * FROM labeling_annotation_submit("
-            "%s::bigint, %s::integer, %s::bigint, %s::jsonb, %s::integer, %s::bigint, "
-            "%s::integer, %s)",
-            [
-                project.pk,
-                user_id,
-                item_id,
-                json.dumps(list(labels)),
-                time_spent_ms,
-                suggestion_id,
-                project.annotations_per_item,
-                now,
-            ],
-        )
-        return SubmitOutcome(*cursor.fetchone())
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if guard:
+        ok, *row = row
+        if not ok:
+            raise GuardFailed
+    return SubmitOutcome(*row)
 
 
 def submit_write(*, annotation: Annotation, k: int, is_gold: bool, set_final: bool, now) -> None:

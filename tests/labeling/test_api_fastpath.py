@@ -10,7 +10,8 @@ import pytest
 from django.conf import settings
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -18,6 +19,7 @@ from rest_framework.authtoken.models import Token
 from labeling.api import fastpath
 from labeling.api.fastpath import AnnotationLoopFastPath, with_annotation_fast_path
 from labeling.models import Annotation, Assignment, Membership
+from labeling.services import db
 from tests.factories import (
     AnnotationFactory,
     ItemFactory,
@@ -362,3 +364,183 @@ def test_the_configured_middleware_has_been_reviewed_for_the_fast_path():
     decide in labeling/api/fastpath.py whether it applies to these requests or is inert."""
     known = set(fastpath.APPLIED_MIDDLEWARE) | set(fastpath.INERT_MIDDLEWARE)
     assert set(settings.MIDDLEWARE) <= known
+
+
+# ---- the credential cache (labeling/api/credentials.py) -------------------------------------
+# A request answered from credentials read earlier runs one statement, and any change to the
+# token, the user, the membership or the project since then is seen by that very request,
+# which then writes nothing and is answered by Django as without the cache.
+
+
+@pytest.fixture
+def postgresql_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("the credential cache is PostgreSQL's: set DATABASE_URL=postgres://...")
+
+
+def _next(fast, project, key, exclude=()):
+    env = environ(next_path(project), {"exclude": list(exclude)}, token=key)
+    status, _, body = call(fast, env)
+    return status, (json.loads(body) if body else None)
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_a_later_request_is_one_statement(apps, project, annotator, token):
+    fast, django = apps
+    first, second = ItemFactory(project=project, priority=2), ItemFactory(project=project)
+    with CaptureQueriesContext(connection) as read:
+        status, served = _next(fast, project, token)
+    assert (status, served["item"]["id"]) == (200, first.pk)
+    assert len(read) == 2  # credentials, then the queue
+    with CaptureQueriesContext(connection) as cached:
+        status, served = _next(fast, project, token, exclude=[first.pk])
+    assert (status, served["item"]["id"], django.calls) == (200, second.pk, 0)
+    assert len(cached) == 1
+    assert "md5(" in cached[0]["sql"]  # the guard rides along
+
+
+def _revoke(case, *, annotator, project, key):
+    if case == "token deleted":
+        Token.objects.filter(key=key).delete()
+    elif case == "user deactivated":
+        annotator.is_active = False
+        annotator.save()
+    elif case == "membership removed":
+        Membership.objects.filter(user=annotator, project=project).delete()
+    elif case == "token given to another user":
+        Token.objects.filter(key=key).update(user=UserFactory(username="other"))
+
+
+REVOCATIONS = [
+    "token deleted",
+    "user deactivated",
+    "membership removed",
+    "token given to another user",
+]
+
+
+@pytest.mark.usefixtures("postgresql_only")
+@pytest.mark.parametrize("case", REVOCATIONS)
+def test_next_after_a_revocation_leases_nothing(apps, project, annotator, token, case):
+    fast, django = apps
+    first, second = ItemFactory(project=project, priority=2), ItemFactory(project=project)
+    assert _next(fast, project, token)[0] == 200  # credentials now cached
+    _revoke(case, annotator=annotator, project=project, key=token)
+
+    expected = call(django.app, environ(next_path(project), {"exclude": [first.pk]}, token=token))
+    django.calls = 0
+    got = call(fast, environ(next_path(project), {"exclude": [first.pk]}, token=token))
+    assert django.calls == 1
+    assert got[0] == expected[0] >= 400
+    assert got[2] == expected[2]
+    assert not Assignment.objects.filter(item=second).exists()
+
+
+@pytest.mark.usefixtures("postgresql_only")
+@pytest.mark.parametrize("case", REVOCATIONS)
+def test_submit_after_a_revocation_writes_nothing(apps, project, annotator, token, case):
+    fast, django = apps
+    item = ItemFactory(project=project)
+    assert _next(fast, project, token)[0] == 200
+    _revoke(case, annotator=annotator, project=project, key=token)
+
+    env = environ(submit_path(project, item), {"labels": ["pos"]}, token=token)
+    status, _, _ = call(fast, env)
+    assert django.calls == 1
+    assert status >= 400
+    assert not Annotation.objects.exists()
+    item.refresh_from_db()
+    assert (item.annotation_count, item.status) == (0, "open")
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_a_changed_project_is_read_afresh(apps, project, annotator, token):
+    fast, django = apps
+    first, second = ItemFactory(project=project, priority=2), ItemFactory(project=project)
+    assert _next(fast, project, token)[0] == 200
+    project.lease_seconds = 7200
+    project.save()
+
+    status, served = _next(fast, project, token, exclude=[first.pk])
+    assert (status, served["item"]["id"], django.calls) == (200, second.pk, 1)
+    lease = Assignment.objects.get(item=second)
+    assert (lease.expires_at - lease.leased_at).total_seconds() == 7200
+    # ... and what Django read is not what the fast path caches: it reads afresh, once.
+    status, served = _next(fast, project, token, exclude=[first.pk])
+    assert (status, served["item"]["id"], django.calls) == (200, second.pk, 1)
+    with CaptureQueriesContext(connection) as cached:
+        assert _next(fast, project, token, exclude=[first.pk])[0] == 200
+    assert (len(cached), django.calls) == (1, 1)
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_a_changed_role_is_read_afresh(apps, project, annotator, token):
+    fast, django = apps
+    item = ItemFactory(project=project)
+    assert _next(fast, project, token)[0] == 200
+    Membership.objects.filter(user=annotator, project=project).update(role="reviewer")
+    env = environ(submit_path(project, item), {"labels": ["pos"]}, token=token)
+    status, _, _ = call(fast, env)
+    assert (status, django.calls) == (201, 1)
+    assert Annotation.objects.get().annotator == annotator
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_the_gold_branch_checks_the_guard_first(apps, project, annotator, token):
+    fast, django = apps
+    ItemFactory(project=project, priority=5)
+    gold = ItemFactory(project=project, is_gold=True, gold_labels=["pos"])
+    project.gold_rate = 1.0  # every "next" takes the gold branch (several statements)
+    project.save()
+    status, served = _next(fast, project, token)
+    assert (status, served["item"]["id"]) == (200, gold.pk)
+    Assignment.objects.all().delete()
+    Token.objects.filter(key=token).delete()
+
+    status, _, _ = call(fast, environ(next_path(project), {}, token=token))
+    assert (status, django.calls) == (401, 1)
+    assert not Assignment.objects.exists()
+
+
+@pytest.mark.usefixtures("postgresql_only")
+def test_a_failed_guard_writes_nothing_in_the_services(project, annotator):
+    """The services under a guard that does not hold: GuardFailed, and no row written."""
+    from labeling.services.annotations import annotation_submit
+    from labeling.services.queue import queue_next_item
+
+    item = ItemFactory(project=project)
+    never = db.StatementGuard(sql="%(no)s", params={"no": False})
+    with db.statement_guard(never):
+        with pytest.raises(db.GuardFailed):
+            queue_next_item(project=project, user=annotator)
+        with pytest.raises(db.GuardFailed):
+            annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    ItemFactory(project=project, is_gold=True, gold_labels=["pos"])
+    project.gold_rate = 1.0
+    with db.statement_guard(never), pytest.raises(db.GuardFailed):
+        queue_next_item(project=project, user=annotator)
+    assert not Assignment.objects.exists()
+    assert not Annotation.objects.exists()
+
+    project.gold_rate = 0.0
+    always = db.StatementGuard(sql="%(yes)s", params={"yes": True})
+    with db.statement_guard(always):
+        assert queue_next_item(project=project, user=annotator).item_id == item.pk
+        annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    assert Annotation.objects.get().item_id == item.pk
+
+
+def test_the_cache_is_bounded(project, annotator):
+    from labeling.api.credentials import CredentialCache
+    from labeling.selectors import PrefetchedProject
+
+    project.member_role = "annotator"
+    annotator.prefetched_project = PrefetchedProject(project.pk, project)
+    cache = CredentialCache(size=2)
+    for n in range(3):
+        cache.put(f"k{n}", project.pk, annotator, ("a", "b"))
+    assert cache.get("k0", project.pk) is None
+    assert cache.get("k2", project.pk).user is annotator
+    project.member_role = None  # not a member: nothing to cache
+    cache.put("k3", project.pk, annotator, ("a", "b"))
+    assert cache.get("k3", project.pk) is None
