@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -130,6 +131,49 @@ class AutovacuumStandIn:
                     self.vacuums.append((started, table, time.time() - started))
 
 
+def compose_postgres_settings() -> dict[str, str]:
+    """The ``-c name=value`` settings docker/compose.yml starts its PostgreSQL service with."""
+    text = (ROOT / "docker" / "compose.yml").read_text()
+    service = text[text.index("\n  postgres:\n", text.index("\nservices:")) :]
+    service = re.split(r"\n  [a-z]", service[1:], maxsplit=1)[0]  # up to the next service
+    return dict(re.findall(r"-c ([a-z_]+)=(\S+)", service))
+
+
+class ServerSettings:
+    """Run with the production stack's PostgreSQL settings (`compose_postgres_settings`) on
+    this machine's server: ALTER SYSTEM and a reload, reset on the way out. Settings that need
+    a restart are left alone and named."""
+
+    def __init__(self, url: str, settings: dict[str, str]) -> None:
+        self.url, self.settings = url, settings
+        self.applied: list[str] = []
+        self.skipped: list[str] = []
+
+    def __enter__(self):
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for name, value in self.settings.items():
+                (context,) = conn.execute(
+                    "SELECT context FROM pg_settings WHERE name = %s", [name]
+                ).fetchone()
+                if context == "postmaster":
+                    self.skipped.append(f"{name}={value}")
+                    continue
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                self.applied.append(f"{name}={value}")
+            conn.execute("SELECT pg_reload_conf()")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for name in self.settings:
+                conn.execute(f"ALTER SYSTEM RESET {name}")
+            conn.execute("SELECT pg_reload_conf()")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -237,7 +281,25 @@ def main() -> None:
         "so that PostgreSQL's own checkpoints fall inside it)",
     )
     parser.add_argument("--soak-rate", type=float, default=300.0)
+    parser.add_argument(
+        "--postgres-settings",
+        choices=["server", "compose"],
+        default="server",
+        help="server: the server's own settings; compose: also those docker/compose.yml starts "
+        "PostgreSQL with (applied with ALTER SYSTEM for the run and reset afterwards)",
+    )
     args = parser.parse_args()
+    if args.postgres_settings == "compose":
+        with ServerSettings(BENCH_DB_URL, compose_postgres_settings()) as applied:
+            print(f"  PostgreSQL settings from docker/compose.yml: {', '.join(applied.applied)}")
+            if applied.skipped:
+                print(f"  not applied (need a restart): {', '.join(applied.skipped)}")
+            run(args)
+    else:
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
 
     ensure_database()
     django_setup()
