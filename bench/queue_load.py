@@ -92,7 +92,9 @@ class AutovacuumStandIn:
     """What autovacuum would do during a long run, on a server where it is off (as on the
     machine these numbers were taken on): every 5 s, vacuum the queue's tables that hold more
     dead rows than migration labeling/0005 lets them (20,000), throttled as autovacuum is
-    (`vacuum_cost_delay` 2 ms, `vacuum_cost_limit` 200: PostgreSQL's autovacuum defaults).
+    (`vacuum_cost_delay` 2 ms, `vacuum_cost_limit` 200: PostgreSQL's autovacuum defaults) and,
+    as autovacuum does, in one process (until 2026-11-30 it ran a plain VACUUM, which scans
+    the indexes with two parallel workers: on 2 cores, both of them).
     Does nothing where autovacuum is on."""
 
     TABLES = ("labeling_item", "labeling_assignment")
@@ -127,7 +129,9 @@ class AutovacuumStandIn:
                     [list(self.TABLES), self.THRESHOLD],
                 ).fetchall():
                     started = time.time()
-                    conn.execute(f"VACUUM {table}")
+                    # Autovacuum never uses parallel workers; a manual VACUUM does by
+                    # default (one per index, up to max_parallel_maintenance_workers).
+                    conn.execute(f"VACUUM (PARALLEL 0) {table}")
                     self.vacuums.append((started, table, time.time() - started))
 
 
@@ -289,6 +293,7 @@ def main() -> None:
         "PostgreSQL with (applied with ALTER SYSTEM for the run and reset afterwards)",
     )
     args = parser.parse_args()
+    ensure_database()
     if args.postgres_settings == "compose":
         with ServerSettings(BENCH_DB_URL, compose_postgres_settings()) as applied:
             print(f"  PostgreSQL settings from docker/compose.yml: {', '.join(applied.applied)}")

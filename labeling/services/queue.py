@@ -47,7 +47,8 @@ from labeling.services.db import (
 )
 
 # How many candidates one read may return; a claim tries them in order. (PostgreSQL's
-# `labeling_queue_next` uses the same two numbers.)
+# `labeling_queue_next` locks one per read and reads up to 60 times, migration 0008: there a
+# candidate is a row lock, which writes the row's page.)
 _CANDIDATE_BATCH = 3
 # How many reads before giving up (every candidate was filled by others meanwhile).
 _MAX_ROUNDS = 20

@@ -51,3 +51,41 @@ def test_hot_path_migrations_go_back_and_forth():
     # And forwards again restores the migrated schema
     assert _single_column_indexes() == set()
     assert _functions() == expected_functions
+
+
+def _locked_rows(item_ids) -> set[int]:
+    """Items whose row carries a locker's transaction id (a lock writes xmax into the row)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM labeling_item WHERE id = ANY(%s) AND xmax::text <> '0'",
+            [list(item_ids)],
+        )
+        return {pk for (pk,) in cursor.fetchall()}
+
+
+def test_next_locks_one_candidate_row_after_0008():
+    """0008: a "next" locks (and so writes) only the item it leases; 0006 locked three."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's: set DATABASE_URL=postgres://...")
+    from labeling.services.queue import queue_next_item
+    from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, UserFactory
+
+    project = ProjectFactory(labels=["a", "b"])
+
+    def lease_first_of_three() -> tuple[int, set[int]]:
+        user = UserFactory()
+        MembershipFactory(project=project, user=user)
+        items = [ItemFactory(project=project, priority=100 - n) for n in range(3)]
+        leased = queue_next_item(project=project, user=user).item_id
+        return leased, _locked_rows(item.pk for item in items)
+
+    leased, locked = lease_first_of_three()
+    assert locked == {leased}
+    try:
+        call_command("migrate", "labeling", "0007", verbosity=0)
+        project.items.update(status="done")
+        leased, locked = lease_first_of_three()
+        assert leased in locked
+        assert len(locked) == 3  # what 0008 changed
+    finally:
+        call_command("migrate", verbosity=0)
