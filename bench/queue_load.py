@@ -6,6 +6,7 @@ with token auth on keep-alive connections, open-loop arrivals. Prints p50/p95/p9
 up to find the highest rate at which p99 stays under 200 ms.
 
     .venv/bin/python -m bench.queue_load [--items 1000000] [--workers N] [--threads N]
+        [--rates 300,350,400] [--soak 300 --soak-rate 300] [--postgres-settings compose]
 
 The environment passes through to gunicorn: API_FAST_PATH=0 measures the same loop through
 Django's middleware and DRF (labeling/api/fastpath.py), WEB_CONCURRENCY another process count.
