@@ -113,10 +113,6 @@ def statement_guard(guard: StatementGuard | None) -> Iterator[None]:
         _guard.reset(token)
 
 
-def active_guard() -> StatementGuard | None:
-    return _guard.get()
-
-
 def guard_check() -> None:
     """Check the active guard in a statement of its own (for code paths that write through
     several statements); GuardFailed if it does not hold. No guard: nothing to do."""
@@ -127,3 +123,34 @@ def guard_check() -> None:
         cursor.execute(f"SELECT {guard.sql}", guard.params)
         if not cursor.fetchone()[0]:
             raise GuardFailed
+
+
+def guarded_project_sql() -> str:
+    """The project argument of an annotation-loop function call in `fetch_one_guarded`'s
+    statement: under a guard, NULL unless the guard holds (a NULL project matches no row, so the
+    function writes nothing)."""
+    if _guard.get() is None:
+        return "%(project)s::bigint"
+    return "CASE WHEN g.ok THEN %(project)s::bigint END"
+
+
+def fetch_one_guarded(sql: str, params: dict) -> tuple | None:
+    """The one row of `sql` (a query whose first column is never NULL in a row it returns),
+    or None. Under a statement guard the guard is evaluated first in the same statement, as
+    ``g.ok`` for `guarded_project_sql`, and GuardFailed is raised if it did not hold."""
+    guard = _guard.get()
+    if guard is not None:
+        sql = (
+            f"SELECT g.ok, x.* FROM (SELECT {guard.sql} AS ok) g"
+            f" LEFT JOIN LATERAL ({sql}) x ON true"
+        )
+        params = {**params, **guard.params}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if guard is None:
+        return row
+    ok, *rest = row
+    if not ok:
+        raise GuardFailed
+    return None if rest[0] is None else tuple(rest)

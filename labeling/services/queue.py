@@ -38,11 +38,11 @@ from labeling.errors import ApplicationError
 from labeling.models import Assignment, Item, Prediction, Project
 from labeling.selectors import SUGGESTION_ORDER_SQL
 from labeling.services.db import (
-    GuardFailed,
     RowModel,
-    active_guard,
     commit_without_flush_wait,
+    fetch_one_guarded,
     guard_check,
+    guarded_project_sql,
     no_flush_wait_sql,
 )
 
@@ -276,10 +276,6 @@ def _next_postgresql(
     # A lease is a reservation, not data: its commit need not wait for the disk.
     expression = no_flush_wait_sql()
     no_flush_wait = f", {expression}" if expression else ""
-    guard = active_guard()
-    # Under a statement guard (see `labeling.services.db.StatementGuard`) the function gets
-    # the project only if the guard holds; a NULL project matches no row, so it writes nothing.
-    project_arg = "CASE WHEN g.ok THEN %(project)s::bigint END" if guard else "%(project)s::bigint"
     sql = f"""
         SELECT {_items.columns("i")}, q.r_assignment_id, q.r_leased_at,
                (SELECT json_agg(json_build_object(
@@ -290,7 +286,7 @@ def _next_postgresql(
                   FROM {Prediction._meta.db_table} p
                  WHERE p.item_id = i.id AND p.labels <> '[]'::jsonb)::text
                {no_flush_wait}
-          FROM labeling_queue_next({project_arg}, %(user)s::integer, %(k)s::integer,
+          FROM labeling_queue_next({guarded_project_sql()}, %(user)s::integer, %(k)s::integer,
                                    %(now)s, %(expires)s, %(exclude)s::bigint[]) q
           JOIN {Item._meta.db_table} i ON i.id = q.r_item_id"""
     expires = now + timedelta(seconds=project.lease_seconds)
@@ -302,21 +298,8 @@ def _next_postgresql(
         "expires": expires,
         "exclude": list(exclude),
     }
-    if guard:
-        sql = (
-            f"SELECT g.ok, x.* FROM (SELECT {guard.sql} AS ok) g"
-            f" LEFT JOIN LATERAL ({sql}) x ON true"
-        )
-        params.update(guard.params)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if guard:
-        ok, *row = row
-        if not ok:
-            raise GuardFailed
-        if row[0] is None:  # the function leased nothing
-            row = None
+    # Under a statement guard (the API's fast path), GuardFailed if it did not hold.
+    row = fetch_one_guarded(sql, params)
     if row is None:
         return None
     item, (lease_id, leased_at, suggestions, *_) = _items.instance(row)

@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import Case, F, Value, When
 
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Label
-from labeling.services.db import GuardFailed, active_guard
+from labeling.services.db import fetch_one_guarded, guarded_project_sql
 
 Status = Assignment.Status
 
@@ -127,13 +127,10 @@ def submit_postgresql(
 ) -> SubmitOutcome:
     """The whole submit decision and write on PostgreSQL, in one statement (its own
     transaction unless the caller has one open)."""
-    guard = active_guard()
-    # Under a statement guard the function gets the project only if the guard holds; a NULL
-    # project matches no item, so it writes nothing (see `labeling.services.db.StatementGuard`).
-    project_arg = "CASE WHEN g.ok THEN %(project)s::bigint END" if guard else "%(project)s::bigint"
-    call = (
-        f"labeling_annotation_submit({project_arg}, %(user)s::integer, %(item)s::bigint,"
-        " %(labels)s::jsonb, %(ms)s::integer, %(suggestion)s::bigint, %(k)s::integer, %(now)s)"
+    sql = (
+        f"SELECT * FROM labeling_annotation_submit({guarded_project_sql()}, %(user)s::integer,"
+        " %(item)s::bigint, %(labels)s::jsonb, %(ms)s::integer, %(suggestion)s::bigint,"
+        " %(k)s::integer, %(now)s)"
     )
     params = {
         "project": project.pk,
@@ -145,19 +142,8 @@ def submit_postgresql(
         "k": project.annotations_per_item,
         "now": now,
     }
-    if guard:
-        sql = f"SELECT g.ok, s.* FROM (SELECT {guard.sql} AS ok) g CROSS JOIN LATERAL {call} s"
-        params.update(guard.params)
-    else:
-        sql = f"SELECT * FROM {call}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if guard:
-        ok, *row = row
-        if not ok:
-            raise GuardFailed
-    return SubmitOutcome(*row)
+    # Under a statement guard (the API's fast path), GuardFailed if it did not hold.
+    return SubmitOutcome(*fetch_one_guarded(sql, params))
 
 
 def submit_write(*, annotation: Annotation, k: int, is_gold: bool, set_final: bool, now) -> None:
