@@ -67,7 +67,18 @@ def page(browser):
     page = new_page(browser, errors)
     yield page
     page.context.close()
+    close_test_connections()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def close_test_connections() -> None:
+    """Close the database connections the test opened. Django keeps connections per context
+    (asgiref's Local), and with Playwright's sync API (greenlets) the one the test body opened
+    is not the one the session's teardown closes: it stayed open, and dropping the test
+    database at the end of a PostgreSQL run failed ("is being accessed by other users")."""
+    from django.db import connections
+
+    connections.close_all()
 
 
 def login(page, base: str, username: str, next_url: str | None = None) -> None:
