@@ -49,10 +49,11 @@ def _guard_sql() -> str:
 
 
 class CredentialCache:
-    """Per process; bounded (the oldest entries go first). Read-only once stored: with more
-    than one thread per process, requests share the cached user and project instances."""
+    """Per process; bounded: `size` (token, project) pairs, the oldest stored going first. Read-
+    only once stored: with more than one thread per process, requests share the cached user and
+    project instances."""
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, size: int = 1024) -> None:
         self.size = size
         self._entries: dict[tuple[str, int], Credentials] = {}
         self._sql: str | None = None
@@ -78,7 +79,7 @@ class CredentialCache:
             },
         )
         if len(self._entries) >= self.size:
-            self._entries.pop(next(iter(self._entries)))
+            self._entries.pop(next(iter(self._entries)), None)
         self._entries[(key, project_id)] = Credentials(user=user, guard=guard)
 
     def drop(self, key: str, project_id: int) -> None:
