@@ -62,6 +62,7 @@ def main() -> None:
         DATABASE_URL=BENCH_DB_URL,
         DEBUG="0",
         ALLOWED_HOSTS="localhost",
+        DB_CONN_MAX_AGE="86400",  # one backend for the whole run: its CPU is read from /proc
     )
     import django
 
