@@ -50,6 +50,7 @@ def browser():
             yield browser
         finally:
             browser.close()
+            close_test_connections()
 
 
 def new_page(browser, errors: list[str], *, width: int = 1280, height: int = 1000):
