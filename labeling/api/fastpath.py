@@ -20,6 +20,10 @@ Requests and responses pass through the same middleware classes that act on them
 security headers, Content-Length); DRF adds `Allow`. The other middleware does nothing for a
 token request to these two URLs (tests/labeling/test_api_fastpath.py checks
 the list, so a new middleware must be looked at here). `API_FAST_PATH=0` turns this off.
+
+On PostgreSQL, the token's user, project and role are read once per process and then checked
+inside each later request's own statement (labeling/api/credentials.py): one statement per
+request.
 """
 
 from __future__ import annotations
