@@ -31,6 +31,13 @@ def machine_line() -> str:
     )
 
 
+def proc_stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (index 11 is utime, 12 stime,
+    13-14 the reaped children's, in clock ticks); OSError if the process is gone."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def ensure_database(url: str = BENCH_DB_URL) -> None:
     """Create the benchmark database if it does not exist."""
     import psycopg

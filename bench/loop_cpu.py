@@ -19,7 +19,7 @@ import json
 import os
 import time
 
-from bench.common import BENCH_DB_URL, BENCH_SECRET, machine_line
+from bench.common import BENCH_DB_URL, BENCH_SECRET, machine_line, proc_stat_fields
 
 LABEL = "sport"
 
@@ -45,8 +45,7 @@ def _environ(path: str, body: dict, token: str) -> dict:
 
 
 def _backend_cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = proc_stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

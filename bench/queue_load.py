@@ -34,6 +34,7 @@ from bench.common import (
     django_setup,
     ensure_database,
     machine_line,
+    proc_stat_fields,
 )
 from bench.httpload import percentile, run_pairs, windows
 
@@ -233,8 +234,7 @@ def cpu_seconds(server_pid: int) -> dict[str, float]:
     used = {"web": 0.0, "postgres": 0.0, "loadgen": 0.0}
     for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
         try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            fields = proc_stat_fields(pid)
             with open(f"/proc/{pid}/comm") as f:
                 comm = f.read().strip()
         except OSError:
