@@ -127,6 +127,7 @@ def copy_items(
                     )
                 )
         cursor.execute("ANALYZE labeling_item")
+        cursor.execute("ANALYZE labeling_queueentry")  # filled by the item table's triggers
 
 
 def git_rev() -> str:

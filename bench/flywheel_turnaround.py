@@ -54,6 +54,7 @@ def copy_items(*, project_id: int, count: int, seed: int) -> None:
                     (project_id, f"syn-{n}", text, "{}", digest, 0.0, "open", 0, False, now, now)
                 )
         cursor.execute("ANALYZE labeling_item")
+        cursor.execute("ANALYZE labeling_queueentry")  # filled by the item table's triggers
 
 
 def _vectors(n: int, start: int, rng: np.random.Generator, centres: np.ndarray):
@@ -155,7 +156,7 @@ def _vacuum() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for table in ("labeling_item", "labeling_prediction"):
+        for table in ("labeling_item", "labeling_queueentry", "labeling_prediction"):
             cursor.execute(f"VACUUM ANALYZE {table}")
         cursor.execute("CHECKPOINT")
 

@@ -77,7 +77,7 @@ def main() -> None:
     # Earlier runs' deleted rows stay in the table and its indexes until vacuumed (this
     # machine's PostgreSQL runs without autovacuum): vacuum so every run starts alike.
     with connection.cursor() as cursor:
-        for table in ("labeling_item", "labeling_prediction"):
+        for table in ("labeling_item", "labeling_queueentry", "labeling_prediction"):
             cursor.execute(f"VACUUM ANALYZE {table}")
     project = project_create(name=name, labels=LABELS)
     job = import_job_create(

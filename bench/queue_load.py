@@ -82,7 +82,12 @@ def _vacuum() -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        for table in ("labeling_assignment", "labeling_item", "labeling_annotation"):
+        for table in (
+            "labeling_assignment",
+            "labeling_item",
+            "labeling_queueentry",
+            "labeling_annotation",
+        ):
             cursor.execute(f"VACUUM ANALYZE {table}")
     # No CHECKPOINT here (there was one until 2026-11-29 night): after a checkpoint every page's
     # first change also writes the whole page to the WAL, and a step measured right after one
@@ -99,7 +104,7 @@ class AutovacuumStandIn:
     the indexes with two parallel workers: on 2 cores, both of them).
     Does nothing where autovacuum is on."""
 
-    TABLES = ("labeling_item", "labeling_assignment")
+    TABLES = ("labeling_item", "labeling_assignment", "labeling_queueentry")
     THRESHOLD = 20_000
 
     def __init__(self, url: str) -> None:

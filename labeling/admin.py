@@ -32,6 +32,7 @@ from labeling.models import (
     Membership,
     Prediction,
     Project,
+    QueueEntry,
 )
 from labeling.services.exports import export_content_type, export_filename, export_stream
 from labeling.services.items import item_reopen, project_overlap_apply
@@ -397,6 +398,28 @@ class AssignmentAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="live lease")
     def is_live(self, obj: Assignment) -> bool:
         return obj.status == Assignment.Status.LEASED and obj.expires_at > timezone.now()
+
+
+@admin.register(QueueEntry)
+class QueueEntryAdmin(admin.ModelAdmin):
+    """The queue in serving order, read-only: database triggers keep it from the items (an
+    item's priority and status are edited on the item)."""
+
+    list_display = ("item", "project", "priority")
+    list_select_related = ("item", "project")
+    list_filter = ("project",)
+    search_fields = ("item__external_id",)
+    ordering = ("project", "-priority", "item")
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Prediction)

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 
 from labeling.errors import NotPermitted
-from labeling.models import Annotation, Item, Membership, Project
+from labeling.models import Annotation, Item, Membership, Project, QueueEntry
 from labeling.services.db import RowModel
 
 Role = Membership.Role
@@ -101,14 +101,19 @@ def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
 def project_progress(*, project: Project, user: AbstractBaseUser | None = None) -> dict[str, int]:
     """Counts for progress bars: items in total, finished, open, and the user's annotations.
 
-    Project-wide counts scan an index over every item (tens of ms at a million items), so they
-    are cached for PROGRESS_CACHE_SECONDS; the user's own count is exact."""
+    Project-wide counts scan indexes over every item (tens of ms at a million items), so they
+    are cached for PROGRESS_CACHE_SECONDS; the user's own count is exact. Open items are the
+    queue's entries plus the open gold items (which the queue leaves out): the item table has
+    no index on its status."""
     key = f"flywheel:progress:{project.pk}"
     counts = cache.get(key)
     if counts is None:
-        counts = Item.objects.filter(project=project).aggregate(
-            total=Count("id"), done=Count("id", filter=Q(status=Item.Status.DONE))
+        total = Item.objects.filter(project=project).count()
+        open_ = (
+            QueueEntry.objects.filter(project=project).count()
+            + Item.objects.filter(project=project, is_gold=True, status=Item.Status.OPEN).count()
         )
+        counts = {"total": total, "done": total - open_}
         cache.set(key, counts, settings.PROGRESS_CACHE_SECONDS)
     mine = 0
     if user is not None and user.is_authenticated:

@@ -50,7 +50,9 @@ Filters
   (``@>``); SQLite has no containment operator, so it asks ``json_each`` (exact element match,
   not a substring ``LIKE`` that would also match ``"pos"`` inside ``"positive"``).
 - ``changed_since``: ``item.updated_at >= changed_since``; the annotation services touch the
-  item's ``updated_at`` whenever one of its annotations changes.
+  item's ``updated_at`` whenever one of its annotations changes. Not indexed (an index on it
+  would make every submit's item update non-HOT, migration ``labeling/0009``): the filter is
+  checked on the rows the export reads anyway.
 - ``item_ids``: restrict to these items (a list, or a queryset of ids for large selections: it
   becomes a subquery, not a parameter list).
 """

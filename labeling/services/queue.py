@@ -9,14 +9,19 @@ Correctness rules
 - A user never gets an item they already annotated or skipped.
 - An expired lease frees its slot; nothing has to clean it up.
 
+Ranking
+- The queue is the `QueueEntry` table: exactly the open, non-gold items, with their priority,
+  kept by database triggers on the item table (migration ``labeling/0009``). Ranking is an
+  index scan on it; the item row holds the counts and status the slot rules read.
+
 Concurrency
-- PostgreSQL: one call of the database function ``labeling_queue_next`` (migration
-  ``labeling/0006``), one round trip in its own transaction. It reads candidates with
-  ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent annotators never wait on each other; after
-  the row locks are held, the slot count is checked again by a *new* statement (READ COMMITTED
-  gives it a fresh snapshot that sees every lease committed by whoever held a lock before us),
-  and only then is the lease written. The item row lock serialises claims on one item; the
-  re-check makes them correct.
+- PostgreSQL: one call of the database function ``labeling_queue_next`` (migrations
+  ``labeling/0006``, ``0008``, ``0009``), one round trip in its own transaction. It reads candidates
+  with ``SELECT ... FOR UPDATE SKIP LOCKED`` so concurrent annotators never wait on each other;
+  after the row locks are held, the slot count is checked again by a *new* statement (READ COMMITTED
+  gives it a fresh snapshot that sees every lease committed by whoever held a lock before us), and
+  only then is the lease written. The item row lock serialises claims on one item; the re-check
+  makes them correct.
 - SQLite: transactions are IMMEDIATE (settings), so writers are serialised at BEGIN, and the
   same rules run through the ORM without row locks.
 """
@@ -35,7 +40,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
-from labeling.models import Assignment, Item, Prediction, Project
+from labeling.models import Assignment, Item, Prediction, Project, QueueEntry
 from labeling.selectors import SUGGESTION_ORDER_SQL
 from labeling.services.db import (
     RowModel,
@@ -71,8 +76,10 @@ def _active_lease(*, project: Project, user: AbstractBaseUser, exclude: Sequence
 
 def _candidates_sql(*, k: int) -> str:
     """The queue read on SQLite (PostgreSQL's is in `labeling_queue_next`): an index scan on
-    (project, status, priority DESC, id) that stops at the first items with a free slot."""
+    the queue table's (project, priority DESC, item) that stops at the first items with a free
+    slot."""
     item = Item._meta.db_table
+    queue = QueueEntry._meta.db_table
     asg = Assignment._meta.db_table
     wanted = f"COALESCE(i.annotations_wanted, {int(k)})"
     # An item that wants one annotation (the common case) is free when nobody else holds a live
@@ -82,15 +89,15 @@ def _candidates_sql(*, k: int) -> str:
     slot_clause = f"""(CASE WHEN {wanted} = 1 THEN NOT EXISTS (SELECT 1 {others_live})
           ELSE i.annotation_count + (SELECT COUNT(*) {others_live}) < {wanted} END)"""
     return f"""
-        SELECT i.id, i.priority FROM {item} i
-         WHERE i.project_id = %(project)s AND i.status = 'open'
+        SELECT i.id, q.priority FROM {queue} q JOIN {item} i ON i.id = q.item_id
+         WHERE q.project_id = %(project)s AND i.status = 'open'
            AND i.annotation_count < {wanted} AND NOT i.is_gold
            AND NOT EXISTS (
               SELECT 1 FROM {asg} mine WHERE mine.item_id = i.id AND mine.user_id = %(user)s
                  AND mine.status IN ('submitted', 'skipped'))
            AND {slot_clause}
            {{exclude}}
-         ORDER BY i.priority DESC, i.id
+         ORDER BY q.priority DESC, q.item_id
          LIMIT {_CANDIDATE_BATCH}"""
 
 

@@ -165,15 +165,16 @@ def test_leases_expire_retires_only_long_expired_leases(project, annotator):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")
 def test_queue_tables_are_vacuumed_by_dead_row_count(db):
-    """Migration 0005: the queue index's dead entries are cleaned after a fixed number of
+    """Migrations 0005 and 0009: the queue's dead entries are cleaned after a fixed number of
     changed rows, not after 20% of a large table."""
+    tables = ["labeling_assignment", "labeling_item", "labeling_queueentry"]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT relname, reloptions FROM pg_class "
-            "WHERE relname IN ('labeling_item', 'labeling_assignment') ORDER BY relname"
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s) ORDER BY relname",
+            [tables],
         )
         rows = cursor.fetchall()
-    assert [name for name, _ in rows] == ["labeling_assignment", "labeling_item"]
+    assert [name for name, _ in rows] == tables
     for _, options in rows:
         assert "autovacuum_vacuum_scale_factor=0" in options
         assert "autovacuum_vacuum_threshold=20000" in options
