@@ -67,6 +67,20 @@ class ReadOnlyInline(admin.TabularInline):
 # --- Projects ---------------------------------------------------------------------------------
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A record that only services write: listed and shown, never added, changed or deleted
+    by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class LabelInline(admin.TabularInline):
     model = Label
     extra = 0
@@ -309,7 +323,7 @@ class ItemAdmin(admin.ModelAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(ReadOnlyAdmin):
     """View only: a change made here would skip the event history, the item's counter and
     its final label, which the annotation services keep in step."""
 
@@ -339,18 +353,9 @@ class AnnotationAdmin(admin.ModelAdmin):
     )
     show_full_result_count = False
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(AnnotationEvent)
-class AnnotationEventAdmin(admin.ModelAdmin):
+class AnnotationEventAdmin(ReadOnlyAdmin):
     """Append-only history: nobody adds, changes or deletes events by hand."""
 
     list_display = (
@@ -367,15 +372,6 @@ class AnnotationEventAdmin(admin.ModelAdmin):
     list_filter = ("action", "created_at")
     search_fields = ("item__external_id", "annotator__username", "=annotation_id_ref")
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # --- Queue, predictions, jobs -----------------------------------------------------------------
@@ -401,7 +397,7 @@ class AssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(QueueEntry)
-class QueueEntryAdmin(admin.ModelAdmin):
+class QueueEntryAdmin(ReadOnlyAdmin):
     """The queue in serving order, read-only: database triggers keep it from the items (an
     item's priority and status are edited on the item)."""
 
@@ -411,15 +407,6 @@ class QueueEntryAdmin(admin.ModelAdmin):
     search_fields = ("item__external_id",)
     ordering = ("project", "-priority", "item")
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Prediction)

@@ -15,6 +15,7 @@ from labeling.models import (
     Job,
     Membership,
     Prediction,
+    QueueEntry,
 )
 from tests.factories import (
     AnnotationEventFactory,
@@ -237,6 +238,22 @@ def test_annotation_events_cannot_be_added_changed_or_deleted(admin_client, one_
     event.refresh_from_db()
     assert event.labels == labels
     assert AnnotationEvent.objects.count() == 1
+
+
+def test_the_queue_is_listed_in_serving_order_and_read_only(admin_client, project):
+    low = ItemFactory(project=project, priority=0.2)
+    high = ItemFactory(project=project, priority=0.9)  # the triggers queue both
+    entry = QueueEntry.objects.get(item=low)
+
+    listing = admin_client.get(_url(entry, "changelist"))
+    detail = admin_client.get(_url(entry, "change"))
+    change = admin_client.post(_url(entry, "change"), {"priority": "99"})
+    delete = admin_client.post(_url(entry, "delete"), {"post": "yes"})
+
+    assert listing.status_code == detail.status_code == 200
+    assert [e.item_id for e in listing.context["cl"].result_list] == [high.pk, low.pk]
+    assert (change.status_code, delete.status_code) == (403, 403)
+    assert QueueEntry.objects.get(pk=entry.pk).priority == entry.priority
 
 
 def test_annotations_are_view_only_so_history_and_counters_stay_right(admin_client, one_of_each):
