@@ -44,6 +44,31 @@ class Project(TimeStamped):
         help_text="Share of the items served to an annotator that are gold (honeypot) items "
         "they have not answered yet. 0 = never.",
     )
+    class QueueOrder(models.TextChoices):
+        RANDOM = "random", "Random (seeded)"
+        FILE = "file", "File order"
+
+    queue_order = models.CharField(
+        max_length=8,
+        choices=QueueOrder.choices,
+        default=QueueOrder.RANDOM,
+        db_default=QueueOrder.RANDOM,
+        help_text="Order of new items before any ranking: a seeded random order (recorded on "
+        "the import job), or the order of the file. With file order the queue stays in file "
+        "order until the first model is promoted (no cold-start ranking).",
+    )
+    show_external_id = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Show each item's external id to annotators on the labeling page. Off by "
+        "default: ids often carry the answer (a folder name, a class prefix).",
+    )
+    label_set_version = models.PositiveIntegerField(
+        default=1,
+        db_default=1,
+        help_text="Bumped whenever a label's value or description changes: the lineage of "
+        "zero-shot suggestions, which are computed from them.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -78,6 +103,14 @@ class Label(models.Model):
     value = models.CharField(max_length=100, help_text="The value stored and exported.")
     color = models.CharField(max_length=7, default="#4c78a8", help_text="#rrggbb")
     shortcut = models.CharField(max_length=1, blank=True, help_text="Keyboard key, e.g. 1 or a.")
+    description = models.CharField(
+        max_length=300,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="One line saying what the label means; shown to annotators and used by the "
+        "zero-shot suggestions.",
+    )
     order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -364,6 +397,7 @@ class Prediction(models.Model):
         LABELING_FUNCTION = "lf", "Labeling function"
         LABEL_MODEL = "label_model", "Label model"
         LLM = "llm", "LLM"
+        ZERO_SHOT = "zero_shot", "Zero-shot (label descriptions)"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
