@@ -45,8 +45,13 @@ A label column becomes a `Prediction` per item (``source_kind="import"``,
 labels are also the item's final labels (lineage ``{"method": "import", "job": id, ...}``) and
 the item is done.
 
+New items get their queue priority here: uniform in [0, 1) from the job's ``priority_seed``
+(params, drawn when the job is created, and named in the result's ``queue_order``) and the row
+number, so the queue never serves file order by accident before any ranking; a project whose
+``queue_order`` is ``file`` gets no seed and every new item priority 0 (served by id).
+
 The result of a successful job: ``{"created", "skipped_existing_id", "skipped_duplicate_content",
-"invalid", "error_count", "errors", "total_rows"}``.
+"invalid", "error_count", "errors", "total_rows", "queue_order"}``.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ import json
 import logging
 import marshal
 import os
+import secrets
 import shutil
 import time
 import traceback
@@ -66,6 +72,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -175,6 +182,11 @@ def import_job_create(
             "labels_are_final": bool(labels_are_final),
             "original_name": original_name,
             "owned_file": owned,
+            # New items' queue order before any ranking: seeded random (recorded here, so a
+            # resumed run writes the same priorities), or file order (all 0, served by id).
+            "priority_seed": (
+                secrets.randbits(31) if project.queue_order == Project.QueueOrder.RANDOM else None
+            ),
         }
         with transaction.atomic():
             job = job_create(
@@ -279,6 +291,16 @@ class _Plan:
     original_name: str
     owned_file: bool
     batch_size: int
+    priority_seed: int | None  # None: file order (every new item at priority 0)
+
+    def priorities(self, rows: _StagedBatch) -> list[float]:
+        """The initial queue priorities of a batch's rows, uniform in [0, 1) from the job's
+        seed and each row's number: the same rows get the same values in every run. Below
+        every value a ranking writes (>= 10), so a ranking always takes over."""
+        if self.priority_seed is None or not rows.rows:
+            return [0.0] * len(rows)
+        generator = np.random.default_rng([self.priority_seed, rows.rows[0], len(rows)])
+        return np.round(generator.random(len(rows)), 9).tolist()
 
     @property
     def stage_path(self) -> Path:
@@ -367,6 +389,7 @@ def _plan(job: Job) -> _Plan:
         original_name=params.get("original_name") or Path(params["path"]).name,
         owned_file=bool(params.get("owned_file")),
         batch_size=max(1, int(settings.IMPORT_BATCH_SIZE)),
+        priority_seed=params.get("priority_seed"),
     )
 
 
@@ -444,7 +467,7 @@ def _stage(plan: _Plan) -> tuple[int, ErrorReport, bool]:
 # The columns of a staged line, in order; `_StagedBatch.copy_payload` adds `_TAIL_COLUMNS`.
 _LINE_COLUMNS = "external_id, text, metadata, content_hash, status, final_labels, final_lineage"
 _TAIL_COLUMNS = (
-    "created_at, updated_at, project_id, priority, annotation_count, import_job_id, is_gold"
+    "priority, created_at, updated_at, project_id, annotation_count, import_job_id, is_gold"
 )
 
 
@@ -569,12 +592,17 @@ class _StagedBatch:
             )
         return rows
 
-    def copy_payload(self, tail: bytes) -> bytes:
-        """The rows as one block of COPY text, each line followed by `tail` (its last columns
-        and the newline)."""
+    def copy_payload(self, tail: bytes, priorities: list[float] | None = None) -> bytes:
+        """The rows as one block of COPY text, each line followed by its priority (when
+        `priorities` is given) and `tail` (its last columns and the newline)."""
         if not self.lines:
             return b""
-        return tail.join(self.lines) + tail
+        if priorities is None:
+            return tail.join(self.lines) + tail
+        return b"".join(
+            b"%b\t%r%b" % (line, priority, tail)
+            for line, priority in zip(self.lines, priorities, strict=True)
+        )
 
 
 def _unescaped(field: bytes) -> str:
@@ -730,6 +758,9 @@ def _commit(
         if finish:
             result = {**(job.result or {}), **new_counts}  # the validation report, then counts
             result.setdefault("total_rows", after)
+            result["queue_order"] = (
+                "file" if plan.priority_seed is None else f"random (seed {plan.priority_seed})"
+            )
             job_succeed(job=job, result=result, message=_summary(result))
             project = Project.objects.get(pk=plan.project_id)
             if project.overlap_fraction < 1 and project.annotations_per_item > 1:
@@ -854,7 +885,7 @@ _PG_TEMP_TABLE = "flywheel_import_rows"
 def _copy_tail(plan: _Plan, now: Any) -> bytes:
     """The `_TAIL_COLUMNS` of every row of a batch, in COPY text, with the newline."""
     stamp = now.isoformat()
-    return f"\t{stamp}\t{stamp}\t{plan.project_id}\t0\t0\t{plan.job_id}\tf\n".encode()
+    return f"\t{stamp}\t{stamp}\t{plan.project_id}\t0\t{plan.job_id}\tf\n".encode()
 
 
 def _copy_items_postgres(plan: _Plan, rows: _StagedBatch) -> tuple[int | None, dict[str, int]]:
@@ -863,7 +894,7 @@ def _copy_items_postgres(plan: _Plan, rows: _StagedBatch) -> tuple[int | None, d
     labeled rows), or (None, {}) if any row clashed with an existing item (a concurrent writer
     of the same ids), after which the caller takes the ON CONFLICT path for this batch."""
     table = Item._meta.db_table
-    payload = rows.copy_payload(_copy_tail(plan, timezone.now()))
+    payload = rows.copy_payload(_copy_tail(plan, timezone.now()), plan.priorities(rows))
     # COPY is psycopg's own call, outside Django's error wrapping: catch both forms.
     clash = (IntegrityError, connection.Database.IntegrityError)
     try:
@@ -896,15 +927,16 @@ def _insert_items_postgres(plan: _Plan, rows: _StagedBatch) -> dict[str, int]:
         cursor.execute(
             f"CREATE TEMPORARY TABLE {_PG_TEMP_TABLE} (ord bigserial, external_id text, "
             "text text, metadata jsonb, content_hash text, status text, final_labels jsonb, "
-            "final_lineage jsonb) ON COMMIT DROP"
+            "final_lineage jsonb, priority double precision) ON COMMIT DROP"
         )
-        with cursor.copy(f"COPY {_PG_TEMP_TABLE} ({_LINE_COLUMNS}) FROM STDIN") as copy:
-            copy.write(rows.copy_payload(b"\n"))
+        with cursor.copy(f"COPY {_PG_TEMP_TABLE} ({_LINE_COLUMNS}, priority) FROM STDIN") as copy:
+            copy.write(rows.copy_payload(b"\n", plan.priorities(rows)))
         cursor.execute(
             f'INSERT INTO "{table}" (created_at, updated_at, project_id, external_id, text, '
             "metadata, content_hash, priority, status, annotation_count, final_labels, "
             "final_confidence, final_lineage, import_job_id, is_gold) "
-            "SELECT %s, %s, %s, t.external_id, t.text, t.metadata, t.content_hash, 0, t.status, "
+            "SELECT %s, %s, %s, t.external_id, t.text, t.metadata, t.content_hash, t.priority, "
+            "t.status, "
             f"0, t.final_labels, NULL, t.final_lineage, %s, false FROM {_PG_TEMP_TABLE} t "
             "ORDER BY t.ord "
             "ON CONFLICT (project_id, external_id) DO NOTHING RETURNING external_id, id",
@@ -919,7 +951,7 @@ def _insert_items_postgres(plan: _Plan, rows: _StagedBatch) -> dict[str, int]:
 def _insert_items_orm(plan: _Plan, rows: _StagedBatch) -> dict[str, int]:
     items = []
     valid_rows = rows.valid_rows()
-    for row in valid_rows:
+    for row, priority in zip(valid_rows, plan.priorities(rows), strict=True):
         status, final_labels, lineage = _final_fields(plan, row.labels)
         items.append(
             Item(
@@ -932,6 +964,7 @@ def _insert_items_orm(plan: _Plan, rows: _StagedBatch) -> dict[str, int]:
                 final_labels=final_labels,
                 final_lineage=lineage,
                 import_job_id=plan.job_id,
+                priority=priority,
             )
         )
     Item.objects.bulk_create(items, ignore_conflicts=True)

@@ -156,6 +156,7 @@ def test_csv_import_maps_columns_and_keeps_the_rest_as_metadata(project, tmp_pat
         "error_count": 0,
         "errors": [],
         "total_rows": 2,
+        "queue_order": f"random (seed {job.params['priority_seed']})",
     }
     assert (job.progress_done, job.progress_total, job.percent) == (2, 2, 100)
     # the job's copy and its stage file are removed once it is done
@@ -762,3 +763,77 @@ def test_integers_beyond_64_bits_and_labels_keep_their_exact_values(project, tmp
     assert b.metadata == {"small": -(2**63)}
     assert b.status == Item.Status.OPEN
     assert Prediction.objects.get(item=a).labels == ["pos"]
+
+
+# ---- initial queue order ----------------------------------------------------------------------
+
+
+def _rows(n: int) -> str:
+    return "id,text\n" + "".join(f"r{i:04d},text number {i}\n" for i in range(n))
+
+
+def test_new_items_get_a_seeded_random_priority_so_the_queue_never_serves_file_order(tmp_path):
+    # Given a project with the default queue order and a file whose order carries a pattern
+    project = ProjectFactory()
+    path = write(tmp_path, "ordered.csv", _rows(60))
+
+    # When it is imported (in batches of 3 rows)
+    job = run_import(project, path)
+
+    # Then every item has a priority in [0, 1), below any ranking, and the queue order is not
+    # the file order: the seed is recorded on the job
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    seed = job.params["priority_seed"]
+    assert isinstance(seed, int)
+    assert job.result["queue_order"] == f"random (seed {seed})"
+    by_queue = list(
+        Item.objects.filter(project=project)
+        .order_by("-priority", "id")
+        .values_list("id", "priority")
+    )
+    priorities = [p for _, p in by_queue]
+    assert all(0 <= p < 1 for p in priorities)
+    assert len(set(priorities)) == 60
+    ids_in_queue_order = [i for i, _ in by_queue]
+    assert ids_in_queue_order != sorted(ids_in_queue_order)
+    # the first ten served items come from all over the file, not its head
+    head_rows = sorted(ids_in_queue_order).index
+    first_ten = [head_rows(i) for i in ids_in_queue_order[:10]]
+    assert max(first_ten) >= 20
+
+
+def test_the_same_seed_gives_the_same_priorities_so_a_resumed_import_writes_the_same_order(
+    tmp_path,
+):
+    first, second = ProjectFactory(), ProjectFactory()
+    path = write(tmp_path, "rows.csv", _rows(12))
+    job = run_import(first, path)
+    again = import_job_create(project=second, path=path, enqueue=False)
+    again.params["priority_seed"] = job.params["priority_seed"]
+    again.save(update_fields=["params"])
+    import_run(job_id=again.pk)
+
+    def order(project):
+        return list(
+            Item.objects.filter(project=project)
+            .order_by("external_id")
+            .values_list("priority", flat=True)
+        )
+
+    assert order(first) == order(second)
+
+
+def test_a_project_in_file_order_serves_its_items_in_file_order(tmp_path):
+    project = ProjectFactory(queue_order="file")
+    path = write(tmp_path, "rows.csv", _rows(9))
+
+    job = run_import(project, path)
+
+    assert job.params["priority_seed"] is None
+    assert job.result["queue_order"] == "file"
+    served = list(
+        Item.objects.filter(project=project)
+        .order_by("-priority", "id")
+        .values_list("external_id", flat=True)
+    )
+    assert served == [f"r{i:04d}" for i in range(9)]
