@@ -197,7 +197,19 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ----------------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport, which needs no broker server.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+
+
+def broker_url_with_host(url: str) -> str:
+    """kombu's serverless transports (filesystem, memory) ignore the host, but kombu logs "No
+    hostname was supplied. Reverting to default 'localhost'" each time it describes a URL that
+    names none (``filesystem://``): at every worker start and every connection. Name it."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("filesystem", "memory") and not rest.split("/", 1)[0]:
+        return f"{scheme}://localhost/{rest.split('/', 1)[1] if '/' in rest else ''}"
+    return url
+
+
+CELERY_BROKER_URL = broker_url_with_host(env("CELERY_BROKER_URL", "filesystem://localhost/"))
 if CELERY_BROKER_URL.startswith("filesystem"):
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):

@@ -27,5 +27,5 @@ PROGRESS_CACHE_SECONDS = 0
 # CI sets CELERY_BROKER_URL (Redis) and the end-to-end tests' real worker consumes from it; with
 # PostgreSQL but no broker set, the end-to-end tests share the filesystem broker with their worker.
 if "CELERY_BROKER_URL" not in _os.environ and not DATABASE_URL.startswith("postgres"):  # noqa: F405
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
