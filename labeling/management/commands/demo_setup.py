@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,21 +78,35 @@ def decode_article(raw: bytes) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
+# The demo's file order is a fixed shuffle of the corpus (whose folders are its classes), so
+# neither an item's id nor its position in the file says which class it is.
+DEMO_SHUFFLE_SEED = 20041
+
+
+def bbc_articles(data_dir: Path) -> list[tuple[str, str, str]]:
+    """(neutral external id, text, true class) of every article, in the demo's shuffled order.
+    The class is for simulations and benchmarks only: it never goes into the project."""
+    paths = sorted(data_dir.glob("*/*.txt"))
+    random.Random(DEMO_SHUFFLE_SEED).shuffle(paths)
+    return [
+        (
+            f"bbc-{position + 1:04d}",
+            decode_article(path.read_bytes()),
+            FOLDER_TO_LABEL.get(path.parent.name, path.parent.name),
+        )
+        for position, path in enumerate(paths)
+    ]
+
+
 def bbc_jsonl_write(*, data_dir: Path, target: Path) -> int:
-    """Write one JSON line per article (unlabeled; the true class stays in metadata for
-    simulations). Returns the number of lines written."""
+    """Write one JSON line per article: a neutral id and the text, nothing that names its
+    class (no label, no folder-derived id or metadata). Returns the number of lines."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     count = 0
     with tmp.open("w", encoding="utf-8") as out:
-        for path in sorted(data_dir.glob("*/*.txt")):
-            label = FOLDER_TO_LABEL.get(path.parent.name, path.parent.name)
-            row = {
-                "id": f"{label}/{path.stem}",
-                "text": decode_article(path.read_bytes()),
-                "metadata": {"source_class": label},
-            }
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for external_id, text, _ in bbc_articles(data_dir):
+            out.write(json.dumps({"id": external_id, "text": text}, ensure_ascii=False) + "\n")
             count += 1
     tmp.replace(target)
     return count
