@@ -121,6 +121,11 @@ class LFTryApi(ApiView):
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=LabelingFunction.Kind.choices)
         config = serializers.JSONField()
+        seed = serializers.IntegerField(
+            required=False,
+            min_value=0,
+            help_text="Which random sample (default 0: the same sample every time).",
+        )
 
     class OutputSerializer(serializers.Serializer):
         class RowSerializer(serializers.Serializer):
@@ -130,9 +135,14 @@ class LFTryApi(ApiView):
             human_label = serializers.CharField(allow_null=True)
 
         config = serializers.JSONField()
-        sample_size = serializers.IntegerField()
+        sample_size = serializers.IntegerField(help_text="Items in the sample.")
+        population = serializers.IntegerField(help_text="Items it was drawn from (all).")
+        seed = serializers.IntegerField()
         votes = serializers.IntegerField()
-        coverage = serializers.FloatField()
+        coverage = serializers.FloatField(help_text="Estimate of the applied coverage.")
+        coverage_low = serializers.FloatField(allow_null=True, help_text="95% Wilson interval.")
+        coverage_high = serializers.FloatField(allow_null=True)
+        errors = serializers.IntegerField(help_text="Items on which a Python function raised.")
         accuracy = serializers.FloatField(allow_null=True)
         judged = serializers.IntegerField()
         error = serializers.CharField()
@@ -143,7 +153,7 @@ class LFTryApi(ApiView):
         request=InputSerializer,
         responses=OutputSerializer,
         operation_id="lf_try",
-        summary="Votes of a (possibly unsaved) function on a random sample of items",
+        summary="Votes of a (possibly unsaved) function on a uniform random sample of items",
         tags=TAGS,
     )
     def post(self, request, pid: int):

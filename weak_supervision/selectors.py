@@ -153,6 +153,7 @@ def lf_analysis(*, project: Project) -> dict[str, Any]:
                 "applied_version": lf.applied_version,
                 "stale": lf.active and lf.applied_version != lf_effective_version(lf=lf),
                 "error": (lf.applied_stats or {}).get("error", ""),
+                "warning": (lf.applied_stats or {}).get("warning", ""),
                 "timeouts": (lf.applied_stats or {}).get("timeouts", 0),
                 "votes": stats["votes"] if stats else 0,
                 "coverage": stats["coverage"] if stats else None,

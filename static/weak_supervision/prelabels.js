@@ -114,10 +114,21 @@
     $("lf-error").hidden = true;
     try {
       const { data } = await F.api(root, "POST", base + "labeling-functions/try/", spec());
+      const sampled = data.sample_size < data.population
+        ? " sampled items (a uniform random sample of all " + data.population + ", seed " + data.seed + ")"
+        : " items (all of them)";
+      const interval = data.coverage_low === null || data.sample_size >= data.population
+        ? ""
+        : ", 95% interval " + pct(data.coverage_low) + " to " + pct(data.coverage_high);
       $("lf-sample-summary").textContent =
-        "Votes on " + data.votes + " of " + data.sample_size + " sampled items (coverage " +
-        pct(data.coverage) + ")" + (data.judged ? "; accuracy " + pct(data.accuracy) + " on " +
-        data.judged + " with a human label" : "") + "." + (data.error ? " " + data.error : "");
+        "Votes on " + data.votes + " of " + data.sample_size + sampled + ". Estimated coverage " +
+        pct(data.coverage) + interval + (data.judged ? "; accuracy " + pct(data.accuracy) + " on " +
+        data.judged + " with a human label" : "") + ".";
+      // A function that raised or abstained because of a problem says so, not "0% coverage".
+      if (data.error) {
+        $("lf-error").textContent = data.error;
+        $("lf-error").hidden = false;
+      }
       const body = $("lf-sample-table").querySelector("tbody");
       body.replaceChildren();
       for (const row of data.rows) {

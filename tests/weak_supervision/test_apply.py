@@ -158,8 +158,10 @@ def test_a_pattern_too_slow_is_stopped_and_reported_without_votes(spam_project, 
         config={"label": "spam", "pattern": r"(a|aa)+$"},
     )
     job = _run(apply_job_create(project=spam_project))
-    assert job.status == Job.Status.SUCCEEDED
+    # nothing could be applied: the job fails and names the function
+    assert job.status == Job.Status.FAILED
     assert "slow" in job.message
+    assert "timed out" in job.error
     slow.refresh_from_db()
     assert slow.applied_version == ""
     assert "timed out" in slow.applied_stats["error"]

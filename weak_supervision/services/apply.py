@@ -19,11 +19,16 @@ from django.utils import timezone
 
 from labeling.errors import ApplicationError
 from labeling.models import Item, Job, Prediction, Project
-from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from labeling.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
 from weak_supervision.lf_eval import LFTooSlow, classifier_vote
 from weak_supervision.models import LabelingFunction, LFVote
 from weak_supervision.services.common import project_labels
-from weak_supervision.services.lfs import active_model_source, lf_compile, lf_effective_version
+from weak_supervision.services.lfs import (
+    active_model_source,
+    lf_compile,
+    lf_effective_version,
+    lf_stats_error,
+)
 
 Kind = LabelingFunction.Kind
 
@@ -167,7 +172,6 @@ def apply_run(*, job_id: int, deadline: float | None = None) -> Job:
         for lf in lfs
         if lf.kind != Kind.CLASSIFIER and not stats.get(str(lf.pk), {}).get("error")
     }
-    by_pk = {lf.pk: lf for lf in lfs}
     after_id = cursor["after_id"]
     done = job.progress_done
     while compiled:
@@ -213,20 +217,61 @@ def apply_run(*, job_id: int, deadline: float | None = None) -> Job:
             return job
     # Finished: record what ran, at which version, with what outcome.
     now = timezone.now()
+    for lf in lfs:
+        stats[str(lf.pk)] = _outcome(stats.get(str(lf.pk), {}))
     with transaction.atomic():
         for lf in lfs:
-            lf_stats = stats.get(str(lf.pk), {})
+            lf_stats = stats[str(lf.pk)]
             lf.applied_stats = lf_stats
             lf.applied_version = "" if lf_stats.get("error") else versions[str(lf.pk)]
             lf.applied_at = now
         LabelingFunction.objects.bulk_update(
             lfs, ["applied_stats", "applied_version", "applied_at"]
         )
-        failed = [
-            by_pk[int(k)].name for k, s in stats.items() if s.get("error") and int(k) in by_pk
-        ]
-        message = f"Applied {len(lfs) - len(failed)} function(s) to {done} items"
-        if failed:
-            message += f"; stopped: {', '.join(failed)} (see the function's error)"
-        job_succeed(job=job, result={"functions": stats}, message=message)
+        message, error = _summary(lfs=lfs, stats=stats, items=job.progress_total or done)
+        if error:
+            job_fail(job_id=job.pk, error=error, result={"functions": stats})
+            job.refresh_from_db()
+        else:
+            job_succeed(job=job, result={"functions": stats}, message=message)
     return job
+
+
+def _outcome(lf_stats: dict[str, Any]) -> dict[str, Any]:
+    """A text function that raised (or answered a non-label) on every item it saw is a failed
+    function: its error is recorded and it stays stale. One that did so on some items keeps its
+    votes, with a warning that says how often."""
+    if lf_stats.get("error"):
+        return lf_stats
+    problem = lf_stats_error(lf_stats)
+    if not problem:
+        return lf_stats
+    evaluated = int(lf_stats.get("evaluated", 0))
+    bad = int(lf_stats.get("errors", 0)) + int(lf_stats.get("invalid", 0))
+    key = "error" if evaluated and bad >= evaluated else "warning"
+    return {**lf_stats, key: problem}
+
+
+def _summary(
+    *, lfs: list[LabelingFunction], stats: dict[str, dict[str, Any]], items: int
+) -> tuple[str, str]:
+    """(message, error): the job's message, and an error when no function could be applied."""
+    failed = [lf for lf in lfs if stats[str(lf.pk)].get("error")]
+    applied = [lf for lf in lfs if lf not in failed]
+    votes = sum(int(stats[str(lf.pk)].get("votes", 0)) for lf in applied)
+    message = (
+        f"Applied {len(applied)} of {len(lfs)} function(s) to {items:,} items: "
+        f"{votes:,} vote{'' if votes == 1 else 's'}"
+    )
+    warned = [lf for lf in applied if stats[str(lf.pk)].get("warning")]
+    if warned:
+        message += "; " + "; ".join(f"{lf.name}: {stats[str(lf.pk)]['warning']}" for lf in warned)
+    if failed:
+        message += f"; stopped: {', '.join(lf.name for lf in failed)} (see the function's error)"
+    if failed and not applied:
+        names = ", ".join(lf.name for lf in failed)
+        error = f"No labeling function could be applied ({names}).\n" + "\n".join(
+            f"{lf.name}: {stats[str(lf.pk)]['error']}" for lf in failed
+        )
+        return message, error
+    return message, ""

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Min
+from django.db.models import Count, Max, Min
 
 from labeling.errors import ApplicationError
 from labeling.models import Item, Prediction, Project
@@ -23,6 +23,7 @@ from weak_supervision.lf_eval import (
     config_hash,
     normalize_config,
 )
+from weak_supervision.metrics import wilson_interval
 from weak_supervision.models import LabelingFunction
 from weak_supervision.services.common import human_labels, load_python_lf_modules, project_labels
 
@@ -157,6 +158,21 @@ def lf_effective_version(*, lf: LabelingFunction) -> str:
     return str(lf.version)
 
 
+def lf_stats_error(stats: dict[str, Any]) -> str:
+    """What went wrong while a text function voted, in one line ("" if nothing): how often a
+    Python function raised (exception type and message, never a traceback) or returned
+    something that is not a label."""
+    evaluated = int(stats.get("evaluated", 0))
+    errors = int(stats.get("errors", 0))
+    invalid = int(stats.get("invalid", 0))
+    first = stats.get("first_error", "")
+    if errors:
+        return f"The function raised on {errors:,} of {evaluated:,} items; first problem: {first}."
+    if invalid:
+        return f"The function {first} on {invalid:,} of {evaluated:,} items."
+    return ""
+
+
 def lf_compile(*, lf_id: Any, kind: str, config: dict[str, Any], labels: list[str]) -> CompiledLF:
     function = None
     if kind == Kind.PYTHON:
@@ -176,35 +192,58 @@ def lf_compile(*, lf_id: Any, kind: str, config: dict[str, Any], labels: list[st
         raise ApplicationError(exc.message, {"field": exc.field}) from None
 
 
-def _sample_items(*, project: Project, size: int) -> list[dict[str, Any]]:
-    """About `size` random items without sorting the whole table: random ids in the id range,
-    topped up with the first items when ids are sparse."""
-    bounds = Item.objects.filter(project=project).aggregate(lo=Min("id"), hi=Max("id"))
-    if bounds["lo"] is None:
+def _sample_ids(*, project: Project, size: int, seed: int) -> list[int]:
+    """A uniform random sample of `size` of the project's items (gold, done and open alike),
+    the same for the same seed and items. Rejection sampling over the id range when ids are
+    dense (no full scan): distinct ids drawn in random order, the first `size` that exist are a
+    uniform sample of the existing items. Sparse ids fall back to sampling the list of ids."""
+    items = Item.objects.filter(project=project)
+    bounds = items.aggregate(lo=Min("id"), hi=Max("id"), n=Count("id"))
+    n = bounds["n"] or 0
+    if n == 0:
         return []
-    rng = random.Random()
-    candidates = {rng.randint(bounds["lo"], bounds["hi"]) for _ in range(size * 3)}
-    rows = list(Item.objects.filter(project=project, pk__in=candidates).values("id", "text")[:size])
-    if len(rows) < size:
-        seen = {r["id"] for r in rows}
-        rows += list(
-            Item.objects.filter(project=project)
-            .exclude(pk__in=seen)
-            .order_by("id")
-            .values("id", "text")[: size - len(rows)]
-        )
-    return sorted(rows, key=lambda r: r["id"])
+    if n <= size:
+        return list(items.order_by("id").values_list("id", flat=True))
+    rng = random.Random(seed)
+    span = bounds["hi"] - bounds["lo"] + 1
+    if n / span >= 0.25:
+        drawn = rng.sample(range(bounds["lo"], bounds["hi"] + 1), min(span, 2 * size * span // n))
+        existing = set(items.filter(pk__in=drawn).values_list("id", flat=True))
+        hits = [item_id for item_id in drawn if item_id in existing]
+        if len(hits) >= size:
+            return hits[:size]
+    return rng.sample(list(items.order_by("id").values_list("id", flat=True)), size)
+
+
+def _sample_items(*, project: Project, size: int, seed: int) -> list[dict[str, Any]]:
+    ids = _sample_ids(project=project, size=size, seed=seed)
+    # order_by("id"): the model's default ordering is the queue's (priority first).
+    return list(Item.objects.filter(pk__in=ids).order_by("id").values("id", "text"))
+
+
+DEFAULT_SAMPLE_SEED = 0
 
 
 def lf_try_sample(
-    *, project: Project, kind: str, config: dict[str, Any], size: int | None = None
+    *,
+    project: Project,
+    kind: str,
+    config: dict[str, Any],
+    size: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    """Votes of a (possibly unsaved) function on a random sample of items, with the human
-    label where there is one, before running it on everything."""
+    """Votes of a (possibly unsaved) function on a uniform random sample of the project's
+    items, with the human label where there is one, before running it on everything.
+
+    The sample is drawn over every item (as *Apply* runs on every item), so its coverage is an
+    estimate of the applied coverage, given with a 95% Wilson interval. The same seed gives
+    the same sample: editing a function and trying again compares like with like."""
     size = size or settings.WS_SAMPLE_SIZE
+    seed = DEFAULT_SAMPLE_SEED if seed is None else seed
     clean = lf_config_validate(project=project, kind=kind, config=config)
     labels = project_labels(project=project)
-    items = _sample_items(project=project, size=size)
+    items = _sample_items(project=project, size=size, seed=seed)
+    population = Item.objects.filter(project=project).count()
     ids = [row["id"] for row in items]
     stats: dict[str, Any] = {}
     error = ""
@@ -241,16 +280,21 @@ def lf_try_sample(
             votes = [None] * len(items)
             error = str(exc)
         stats = compiled.stats.as_dict()
-        if compiled.stats.first_error:
-            error = error or compiled.stats.first_error
+        error = error or lf_stats_error(stats)
     truth = human_labels(project=project, item_ids=ids)
     judged = [(v, truth[i]) for v, i in zip(votes, ids, strict=True) if v and i in truth]
     voted = sum(1 for v in votes if v)
+    interval = wilson_interval(voted, len(items))
     return {
         "config": clean,
         "sample_size": len(items),
+        "population": population,
+        "seed": seed,
         "votes": voted,
         "coverage": voted / len(items) if items else 0.0,
+        "coverage_low": interval[0] if interval else None,
+        "coverage_high": interval[1] if interval else None,
+        "errors": int(stats.get("errors", 0)),
         "accuracy": (sum(v == t for v, t in judged) / len(judged)) if judged else None,
         "judged": len(judged),
         "error": error,
