@@ -171,3 +171,43 @@ class ModelVersion(models.Model):
     def source_id(self) -> str:
         """`Prediction.source_id` of this project's classifier (version in source_version)."""
         return f"classifier:{self.project_id}"
+
+
+class EmbeddingChunk(models.Model):
+    """One slice of an embedding job: the item ids it covers, and who is working on it.
+
+    Any worker on any host claims the next pending chunk of a job (or one whose worker went
+    silent) with a compare-and-set on `status` and `token`, embeds its texts in small committed
+    batches, and marks it done; the job finishes when every chunk is done. Items are planned in
+    a seeded random order, so the vectors stored first are a uniform sample of the project (the
+    cold-start ranking runs on them while the rest is embedded)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField()
+    item_ids = models.JSONField(help_text="The items this chunk embeds (their missing texts).")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    token = models.CharField(
+        max_length=32, blank=True, help_text="Claim of the worker run holding the chunk."
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    embedded = models.PositiveIntegerField(default=0, help_text="Texts embedded by this chunk.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "number"], name="embedding_chunk_number"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "done"]),
+                name="embedding_chunk_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "status", "number"], name="embedding_chunk_idx")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.number} of job {self.job_id} ({self.status})"
