@@ -35,7 +35,7 @@ from labeling.models import (
     QueueEntry,
 )
 from labeling.services.exports import export_content_type, export_filename, export_stream
-from labeling.services.items import item_reopen, project_overlap_apply
+from labeling.services.items import item_reopen, project_overlap_apply, project_overlap_preview
 from labeling.services.projects import membership_set
 
 
@@ -103,8 +103,46 @@ class AddMembersForm(forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.ANNOTATOR)
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """The project form, with the confirmation a change of k or of the overlap share needs
+    when it would re-open finished items and clear their final labels."""
+
+    confirm_overlap_change = forms.BooleanField(
+        required=False,
+        label="Confirm clearing final labels",
+        help_text="Needed only when a change of annotations per item or of the overlap share "
+        "would re-open finished items and clear their final labels; the form says how many.",
+    )
+
+    class Meta:
+        model = Project
+        fields = "__all__"  # noqa: DJ007 (the admin lists the project's fields itself)
+
+    def clean(self):
+        cleaned = super().clean()
+        project = self.instance
+        fields = [f for f in ("annotations_per_item", "overlap_fraction") if f in self.changed_data]
+        if project.pk is None or not fields or cleaned.get("confirm_overlap_change"):
+            return cleaned
+        if cleaned.get("annotations_per_item") is None or cleaned.get("overlap_fraction") is None:
+            return cleaned  # the field's own error is shown
+        preview = project_overlap_preview(
+            project=project,
+            annotations_per_item=cleaned["annotations_per_item"],
+            overlap_fraction=cleaned["overlap_fraction"],
+        )
+        if preview.clears_labels:
+            raise forms.ValidationError(
+                f"This change would clear final labels: {preview.describe()} Tick "
+                "“Confirm clearing final labels” and save again to apply it.",
+                code="confirm_overlap_change",
+            )
+        return cleaned
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = (
         "name",
         "multi_label",

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import F, QuerySet, Value
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -62,6 +63,82 @@ class OverlapResult(NamedTuple):
     with_one: int
     reopened: int
     closed: int
+
+
+class OverlapPreview(NamedTuple):
+    """What applying k and the overlap share would do, before anything is written."""
+
+    reopened: int  # finished items that would want more annotations and re-open
+    closed: int  # open items that would have enough and close
+    # Items whose final label (from the core's single-annotator rule or an aggregation) rests
+    # on fewer answers than their new k: the next aggregation clears it until they have k.
+    final_labels_cleared: int
+
+    @property
+    def clears_labels(self) -> bool:
+        return self.final_labels_cleared > 0
+
+    def describe(self) -> str:
+        return (
+            f"{self.reopened:,} finished item{'' if self.reopened == 1 else 's'} would re-open "
+            f"and {self.final_labels_cleared:,} final label"
+            f"{'' if self.final_labels_cleared == 1 else 's'} would be cleared until "
+            f"{'it has' if self.final_labels_cleared == 1 else 'they have'} enough answers"
+            + (f"; {self.closed:,} open items would close" if self.closed else "")
+            + "."
+        )
+
+
+# Final labels that aggregation owns and clears when an item has fewer answers than its k
+# (quality.services.aggregation.OWNED_METHODS; gold items are not touched by the overlap).
+_CLEARED_METHODS = ("single_annotator", "majority_vote", "dawid_skene", "one_coin")
+
+
+def _wanted_sql(*, project_id: int, k: int, fraction: float) -> tuple[str, list]:
+    """The annotations an item would want under (k, fraction): SQL and its parameters."""
+    if fraction >= 1 or k == 1:
+        return "%s", [k]
+    return f"CASE WHEN {_overlap_draw_sql(project_id)} < %s THEN %s ELSE 1 END", [fraction, k]
+
+
+def project_overlap_preview(
+    *, project, annotations_per_item: int | None = None, overlap_fraction: float | None = None
+) -> OverlapPreview:
+    """What `project_overlap_apply` would do with the given k and overlap share (default: the
+    project object's), compared with the settings stored now, counted without writing."""
+    k = int(
+        annotations_per_item if annotations_per_item is not None else project.annotations_per_item
+    )
+    fraction = float(overlap_fraction if overlap_fraction is not None else project.overlap_fraction)
+    wanted_sql, params = _wanted_sql(project_id=project.pk, k=k, fraction=fraction)
+    wanted = RawSQL(wanted_sql, params, output_field=IntegerField())
+    stored_k = (
+        type(project).objects.values_list("annotations_per_item", flat=True).get(pk=project.pk)
+    )
+    current = Coalesce(F("annotations_wanted"), Value(stored_k))
+    items = Item.objects.filter(project=project, is_gold=False).annotate(
+        new_wanted=wanted, old_wanted=current
+    )
+    counts = items.aggregate(
+        reopened=Count(
+            "id", filter=Q(status=Item.Status.DONE, annotation_count__lt=F("new_wanted"))
+        ),
+        closed=Count(
+            "id", filter=Q(status=Item.Status.OPEN, annotation_count__gte=F("new_wanted"))
+        ),
+        cleared=Count(
+            "id",
+            filter=Q(
+                annotation_count__lt=F("new_wanted"),
+                annotation_count__gte=F("old_wanted"),
+                final_labels__isnull=False,
+                final_lineage__method__in=_CLEARED_METHODS,
+            ),
+        ),
+    )
+    return OverlapPreview(
+        reopened=counts["reopened"], closed=counts["closed"], final_labels_cleared=counts["cleared"]
+    )
 
 
 @transaction.atomic

@@ -8,9 +8,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from labeling.errors import ApplicationError
+from labeling.errors import ApplicationError, ConflictError
 from labeling.models import Label, Membership, Project
-from labeling.services.items import project_overlap_apply
+from labeling.services.items import project_overlap_apply, project_overlap_preview
 
 DEFAULT_COLORS = [
     "#4c78a8",
@@ -113,9 +113,13 @@ _SETTINGS_FIELDS = (
 
 
 @transaction.atomic
-def project_settings_update(*, project: Project, **changes: Any) -> Project:
+def project_settings_update(*, project: Project, confirm: bool = False, **changes: Any) -> Project:
     """Change a project's queue settings. A change of k or of the overlap share re-applies the
-    overlap at once (items re-open or close); nothing else is touched."""
+    overlap at once (items re-open or close); nothing else is touched.
+
+    A change of k or the overlap share that would re-open finished items and clear their final
+    labels (they rest on fewer answers than the new k) is refused with a ConflictError that
+    says how many (`project_overlap_preview`), unless `confirm` is true; nothing is written."""
     unknown = set(changes) - set(_SETTINGS_FIELDS)
     if unknown:
         raise ApplicationError(
@@ -131,6 +135,26 @@ def project_settings_update(*, project: Project, **changes: Any) -> Project:
         if field in checks and not checks[field](value):
             raise ApplicationError(f"{field} is out of range: {value!r}.", {"field": field})
     changed = [f for f, v in changes.items() if getattr(project, f) != v]
+    overlap_fields = [f for f in ("annotations_per_item", "overlap_fraction") if f in changed]
+    if overlap_fields and not confirm:
+        preview = project_overlap_preview(
+            project=project,
+            annotations_per_item=changes.get("annotations_per_item"),
+            overlap_fraction=changes.get("overlap_fraction"),
+        )
+        if preview.clears_labels:
+            raise ConflictError(
+                f"Changing {' and '.join(overlap_fields)} would clear final labels: "
+                f"{preview.describe()} Send confirm: true to apply it.",
+                {
+                    "field": overlap_fields[0],
+                    "fields": overlap_fields,
+                    "items_reopened": preview.reopened,
+                    "items_closed": preview.closed,
+                    "final_labels_cleared": preview.final_labels_cleared,
+                    "confirm_required": True,
+                },
+            )
     for field in changed:
         setattr(project, field, changes[field])
     if changed:

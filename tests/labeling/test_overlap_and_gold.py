@@ -130,8 +130,16 @@ def test_manager_changes_k_over_the_api_and_items_reopen(db):
     api.force_authenticate(user)
     assert api.patch(f"/api/projects/{project.pk}/", {"k": 2}, format="json").status_code == 403
     api.force_authenticate(boss)
-    response = api.patch(
+    # the four final labels would be cleared: the change needs a confirmation
+    refused = api.patch(
         f"/api/projects/{project.pk}/", {"k": 2, "overlap_fraction": 1.0}, format="json"
+    )
+    assert refused.status_code == 409
+    assert refused.json()["final_labels_cleared"] == 4
+    response = api.patch(
+        f"/api/projects/{project.pk}/",
+        {"k": 2, "overlap_fraction": 1.0, "confirm": True},
+        format="json",
     )
     assert response.status_code == 200, response.content
     assert response.json()["k"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -104,21 +105,32 @@ class ProjectDetailApi(ApiView):
         overlap_fraction = serializers.FloatField(required=False, min_value=0, max_value=1)
         gold_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
         lease_seconds = serializers.IntegerField(required=False, min_value=1, max_value=86_400)
+        confirm = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="Apply a change of k or the overlap share even though it clears final "
+            "labels (without it such a change answers 409 with the counts).",
+        )
 
     @extend_schema(
         request=UpdateSerializer,
-        responses=OutputSerializer,
+        responses={200: OutputSerializer, 409: OpenApiTypes.OBJECT},
         operation_id="project_update",
         summary="Change queue settings (manager)",
         description="Changing k or the overlap share re-opens items that now need more "
-        "annotations and closes those that have enough.",
+        "annotations and closes those that have enough. A change that would clear final "
+        "labels (items now short of their k) is refused with 409 and `{detail, field, "
+        "items_reopened, items_closed, final_labels_cleared}`, writing nothing, unless the "
+        'request says `"confirm": true`.',
         tags=["projects"],
     )
     def patch(self, request, pid: int):
         project, role = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
         data = self.UpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        project = project_settings_update(project=project, **data.validated_data)
+        changes = dict(data.validated_data)
+        confirm = changes.pop("confirm", False)
+        project = project_settings_update(project=project, confirm=confirm, **changes)
         project.role = role
         project.progress = project_progress(project=project, user=request.user)
         return Response(self.OutputSerializer(project).data)
