@@ -131,6 +131,8 @@ class AnnotatorReliability(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "annotator reliability"
+        verbose_name_plural = "annotator reliabilities"
         constraints = [
             models.UniqueConstraint(fields=["project", "annotator"], name="reliability_unique"),
         ]

@@ -57,6 +57,9 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     chart = {
         "annotators": [row["annotator"] for row in report.get("annotators", [])],
         "consensus": [row["consensus_agreement"]["value"] for row in report.get("annotators", [])],
+        "has_consensus": any(
+            row["consensus_agreement"]["value"] is not None for row in report.get("annotators", [])
+        ),
         "gold": [
             {"annotator": row["annotator"], "points": row["gold_over_time"]}
             for row in report.get("annotators", [])

@@ -6,7 +6,7 @@
     if (!node || !window.Chart) return;
     const data = JSON.parse(node.textContent);
     const consensus = document.getElementById("consensus-chart");
-    if (consensus && data.annotators.length) {
+    if (consensus && data.has_consensus) {
       new window.Chart(consensus, {
         type: "bar",
         data: {
