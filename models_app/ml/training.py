@@ -66,12 +66,29 @@ def classifier_fit(
     """Fit a fresh classifier. `y` holds label values; the model's `classes_` are sorted.
     `sample_weight` (one per row, e.g. the label's confidence) is passed to the estimator's
     fit; all ones (or None) is an ordinary fit."""
+    return estimator_fit(
+        estimator=classifier_make(name=name, params=params, seed=seed),
+        X=X,
+        y=y,
+        sample_weight=sample_weight,
+    )
+
+
+def estimator_fit(
+    *,
+    estimator: ClassifierMixin,
+    X: np.ndarray,
+    y: Sequence[str],
+    sample_weight: Sequence[float] | None = None,
+) -> ClassifierMixin:
+    """Fit a fresh copy (`sklearn.base.clone`) of `estimator`: a recipe, possibly taken from a
+    fitted model (an older version's artifact), is re-fitted on other data."""
     from sklearn.base import clone
 
     y = np.asarray(y)
     if len(np.unique(y)) < 2:
         raise TrainingError("Training needs at least two classes among the labeled items.")
-    model = clone(classifier_make(name=name, params=params, seed=seed))
+    model = clone(estimator)
     X = np.asarray(X, dtype=np.float32)
     if sample_weight is None or np.all(np.asarray(sample_weight) == 1.0):
         model.fit(X, y)
@@ -112,11 +129,26 @@ def expected_calibration_error(proba: np.ndarray, y_index: np.ndarray, *, bins: 
     return float(total)
 
 
+def predicted_labels(proba: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    """The predicted label of each row of `proba` (columns in `classes` order): the one label
+    rule every evaluation and comparison uses, so their figures agree."""
+    return np.asarray(list(classes))[np.asarray(proba).argmax(axis=1)]
+
+
 def evaluate(
     *, model: ClassifierMixin, X: np.ndarray, y: Sequence[str], classes: Sequence[str]
 ) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class precision/recall/F1/support, log-loss, ECE and the confusion
     matrix (rows: true, columns: predicted, both in `classes` order) on a held-out set."""
+    if len(y) == 0:
+        return {"n": 0}
+    return evaluate_proba(proba=probabilities_for(model, X, classes), y=y, classes=classes)
+
+
+def evaluate_proba(
+    *, proba: np.ndarray, y: Sequence[str], classes: Sequence[str]
+) -> dict[str, Any]:
+    """`evaluate` from class probabilities already computed (columns in `classes` order)."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -129,8 +161,7 @@ def evaluate(
     y = np.asarray(y)
     if len(y) == 0:
         return {"n": 0}
-    proba = probabilities_for(model, X, classes)
-    predicted = np.asarray(classes)[proba.argmax(axis=1)]
+    predicted = predicted_labels(proba, classes)
     index = {c: i for i, c in enumerate(classes)}
     y_index = np.array([index[v] for v in y])
     p, r, f, support = precision_recall_fscore_support(

@@ -28,8 +28,23 @@ from labeling.errors import ApplicationError
 from labeling.models import Item, Job, Project
 from labeling.services.db import no_flush_wait_sql
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
-from models_app.ml.gate import promotion_decision
-from models_app.ml.training import classifier_fit, evaluate, holdout_assign
+from models_app.ml.evaluation import (
+    cross_validation_metrics,
+    cv_fold_count,
+    fold_predictions,
+    holdout_ready,
+    stratified_folds,
+)
+from models_app.ml.gate import paired_bootstrap, promotion_decision
+from models_app.ml.training import (
+    classifier_fit,
+    classifier_make,
+    evaluate,
+    evaluate_proba,
+    holdout_assign,
+    predicted_labels,
+    probabilities_for,
+)
 from models_app.models import Embedding, HeldOutItem, ModelSettings, ModelVersion
 from models_app.services.config import embedding_model_name, model_settings_get
 from models_app.services.embeddings import vectors_ready
@@ -205,19 +220,21 @@ def _counter_update(*, project: Project, count: int | None, item_ids: Sequence[i
 
 
 def _cold_start_can_end(*, project: Project, model_settings: ModelSettings) -> bool:
-    """No model is active yet, and the labels (minus the share the held-out split will keep)
-    would train one: train now rather than after `retrain_every` labels, so the queue leaves
-    representative sampling as soon as a model can rank it (as the simulation does). Runs a
+    """No model is active yet, and the labels (but items already held out) would train one:
+    train now rather than after `retrain_every` labels, so the queue leaves representative
+    sampling as soon as a model can rank it (as the simulation does). Runs a
     query only while the project has no active model."""
     from active_learning.strategies import needs_cold_start
 
     if ModelVersion.objects.filter(project=project, status="active").exists():
         return False
-    has_gold = Item.objects.filter(project=project, is_gold=True).exists()
     # Counted in the database, grouped by label and by machine origin: a handful of rows back
-    # however many labels the project has.
+    # however many labels the project has. Items already held out are never trained on; a
+    # small project holds nothing more out (it is cross-validated, see `_split`).
     groups = (
-        Item.objects.filter(project=project, final_labels__isnull=False, is_gold=False)
+        Item.objects.filter(
+            project=project, final_labels__isnull=False, is_gold=False, held_out__isnull=True
+        )
         .values_list("final_labels", "final_lineage__machine")
         .annotate(n=Count("id"))
         .order_by()
@@ -228,11 +245,6 @@ def _cold_start_can_end(*, project: Project, model_settings: ModelSettings) -> b
         if label is None or (machine is True and model_settings.machine_label_weight <= 0):
             continue
         counts[label] = counts.get(label, 0) + n
-    if not has_gold:  # the split holds out floor(fraction x n) labels of each class
-        counts = {
-            c: n - min(int(np.floor(model_settings.holdout_fraction * n)), n - 1)
-            for c, n in counts.items()
-        }
     classes = list(project.labels.values_list("value", flat=True))
     if len(classes) < 2:  # nothing a classifier could learn: don't request a failing job
         return False
@@ -250,13 +262,21 @@ def _single(labels) -> str | None:
 
 
 def _split(*, project: Project, model_settings: ModelSettings) -> dict[str, Any]:
-    """Training and held-out items with their labels. Gold items, when the project has any,
-    are the held-out set; otherwise a stratified share of human labels, fixed once chosen.
-    Machine labels (``final_lineage.machine``) are trained on, never held out."""
+    """Training and evaluation items with their labels, and how the version is evaluated.
+
+    - ``gold``: the project's gold items are the held-out set; every final label trains.
+    - ``split``: the fixed held-out set, a stratified share of human labels chosen with the
+      project's seed the first time an item is seen and never trained on afterwards. It forms
+      (its ``HeldOutItem`` rows are written) only once it would hold out at least
+      ``HOLDOUT_MIN_PER_CLASS`` human labels of every class; from then on it only grows.
+    - ``cv``: until then nothing more is held out; the model trains on every label (but items
+      held out earlier) and is evaluated by stratified cross-validation on its human labels.
+
+    Machine labels (``final_lineage.machine``) are trained on, never held out or tested on."""
     rows = Item.objects.filter(
         project=project, final_labels__isnull=False, is_gold=False
     ).values_list("id", "final_labels", "final_lineage", "final_confidence")
-    labelled, weight = [], {}
+    labelled, weight, machine_ids = [], {}, set()
     for item_id, labels, lineage, confidence in rows:
         machine = bool((lineage or {}).get("machine"))
         w = model_settings.machine_label_weight if machine else 1.0
@@ -267,6 +287,8 @@ def _split(*, project: Project, model_settings: ModelSettings) -> dict[str, Any]
             continue
         labelled.append((item_id, label, machine))
         weight[item_id] = w
+        if machine:
+            machine_ids.add(item_id)
     gold = [
         (item_id, _single(labels))
         for item_id, labels in Item.objects.filter(project=project, is_gold=True).values_list(
@@ -274,47 +296,84 @@ def _split(*, project: Project, model_settings: ModelSettings) -> dict[str, Any]
         )
     ]
     gold = [row for row in gold if row[1] is not None]
+    common = {"weight": weight, "machine": machine_ids}
     if gold:
         return {
+            **common,
             "source": "gold",
             "train": [(i, y) for i, y, _ in labelled],
             "holdout": gold,
             "label_count": len(labelled) + len(gold),
-            "weight": weight,
         }
     held = set(HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True))
-    if labelled:
-        add = holdout_assign(
+    formed = holdout_ready(
+        held_out_labels=[y for i, y, machine in labelled if i in held and not machine],
+        human_labels=[y for _, y, machine in labelled if not machine],
+    )
+    # Once the set has formed it grows from labels the active model was not trained on, so an
+    # item is held out the first time a training sees it and the active model can be compared
+    # as it is. The set forms from all labels (a cross-validated model was trained on them all);
+    # the gate then re-fits the active version's recipe without them.
+    trained = _active_trained_ids(project=project) if formed else set()
+    add = (
+        holdout_assign(
             labels=[y for _, y, _ in labelled],
             already_held_out=[i in held for i, _, _ in labelled],
-            eligible=[not machine for _, _, machine in labelled],
+            eligible=[not machine and i not in trained for i, _, machine in labelled],
             fraction=model_settings.holdout_fraction,
             seed=model_settings.seed,
         )
-        new = [labelled[k][0] for k in np.flatnonzero(add)]
+        if labelled
+        else np.zeros(0, dtype=bool)
+    )
+    new = [labelled[k][0] for k in np.flatnonzero(add)]
+    would_hold = held | set(new)
+    ready = holdout_ready(
+        held_out_labels=[y for i, y, machine in labelled if i in would_hold and not machine],
+        human_labels=[y for _, y, machine in labelled if not machine],
+    )
+    if ready:
         HeldOutItem.objects.bulk_create(
             [HeldOutItem(project=project, item_id=i) for i in new], ignore_conflicts=True
         )
-        held.update(new)
+        held = would_hold
     return {
-        "source": "split",
+        **common,
+        "source": "split" if ready else "cv",
         "train": [(i, y) for i, y, _ in labelled if i not in held],
-        "holdout": [(i, y) for i, y, machine in labelled if i in held and not machine],
+        "holdout": [(i, y) for i, y, machine in labelled if i in held and not machine]
+        if ready
+        else [],
         "label_count": len(labelled),
-        "weight": weight,
     }
+
+
+def _active_trained_ids(*, project: Project) -> set[int]:
+    active = ModelVersion.objects.filter(project=project, status="active").first()
+    if active is None:
+        return set()
+    return set(_artifact_bundle(version=active).get("train_item_ids") or ())
 
 
 def _artifact_path(project_id: int, number: int) -> str:
     return f"models/project-{project_id}/v{number}-{uuid.uuid4().hex[:8]}.joblib"
 
 
+def _artifact_bundle(*, version: ModelVersion) -> dict[str, Any]:
+    """The joblib artifact: the fitted model, its classes, embedding model and (since the gate
+    compares on the same items) the ids of the items it was trained on."""
+    return joblib.load(Path(settings.MEDIA_ROOT) / version.artifact)
+
+
 def model_artifact_load(*, version: ModelVersion):
-    return joblib.load(Path(settings.MEDIA_ROOT) / version.artifact)["model"]
+    return _artifact_bundle(version=version)["model"]
 
 
-def _vectors_by_hash(*, item_ids: list[int], model_name: str) -> np.ndarray:
-    """Vectors of a few items under another embedding model (the active version's), by text."""
+def _vectors_by_hash(
+    *, item_ids: list[int], model_name: str, required: bool = True
+) -> np.ndarray | None:
+    """Vectors of items under another embedding model (the active version's), by text. None
+    (or an error if `required`) when some are not stored under that model."""
     hashes = dict(Item.objects.filter(pk__in=item_ids).values_list("id", "content_hash"))
     stored = dict(
         Embedding.objects.filter(
@@ -322,11 +381,20 @@ def _vectors_by_hash(*, item_ids: list[int], model_name: str) -> np.ndarray:
         ).values_list("content_hash", "vector")
     )
     if len(stored) < len(set(hashes.values())):
+        if not required:
+            return None
         raise ApplicationError("The active model's vectors for the held-out set are gone.")
     return np.stack([np.frombuffer(bytes(stored[hashes[i]]), dtype="<f4") for i in item_ids])
 
 
+def _active_vectors(*, active: ModelVersion, item_ids, vectors, model_name) -> np.ndarray | None:
+    if active.embedding_model == model_name:
+        return vectors.vectors(item_ids)
+    return _vectors_by_hash(item_ids=item_ids, model_name=active.embedding_model, required=False)
+
+
 def _evaluate_active(*, active: ModelVersion, holdout, vectors, model_name) -> dict | None:
+    """The active model's own metrics on the held-out items (as stored, no re-fit)."""
     if not holdout:
         return None
     ids = [i for i, _ in holdout]
@@ -343,9 +411,143 @@ def _evaluate_active(*, active: ModelVersion, holdout, vectors, model_name) -> d
     )
 
 
+@dataclass(frozen=True)
+class _Evaluation:
+    """The candidate's metrics and what the gate needs to redo its evaluation for the active
+    version's recipe on the same items."""
+
+    metrics: dict[str, Any]
+    ids: list[int]  # pool: training items (cv) or training + held-out items (split, gold)
+    y: np.ndarray
+    folds: np.ndarray  # per pool row: its fold (cv), 0 for held-out rows, -1 = train only
+    weights: np.ndarray
+    predictions: Any  # the candidate's FoldPredictions on the tested rows
+
+
+def _evaluate_candidate(
+    *, model, split, classes, vectors, model_settings: ModelSettings
+) -> _Evaluation:
+    from models_app.ml.evaluation import FoldPredictions
+
+    train_ids = [i for i, _ in split["train"]]
+    if split["source"] == "cv":
+        y = np.asarray([y for _, y in split["train"]])
+        human = np.array([i not in split["machine"] for i in train_ids], dtype=bool)
+        folds = np.full(len(train_ids), -1)
+        k = cv_fold_count(y[human].tolist())
+        if not k:
+            return _Evaluation({"n": 0}, train_ids, y, folds, np.ones(len(y)), None)
+        folds[human] = stratified_folds(y[human], k=k, seed=model_settings.seed)
+        weights = np.asarray([split["weight"][i] for i in train_ids])
+        predictions = fold_predictions(
+            estimator=classifier_make(
+                name=model_settings.classifier,
+                params=model_settings.classifier_params,
+                seed=model_settings.seed,
+            ),
+            X=vectors.vectors(train_ids),
+            y=y,
+            folds=folds,
+            classes=classes,
+            sample_weight=weights,
+        )
+        metrics = cross_validation_metrics(predictions=predictions, y=y, classes=classes)
+        return _Evaluation(metrics, train_ids, y, folds, weights, predictions)
+    holdout = split["holdout"]
+    hold_ids = [i for i, _ in holdout]
+    ids = train_ids + hold_ids
+    y = np.asarray([y for _, y in split["train"]] + [y for _, y in holdout])
+    folds = np.concatenate([np.full(len(train_ids), -1), np.zeros(len(hold_ids), dtype=int)])
+    weights = np.asarray([split["weight"][i] for i in train_ids] + [1.0] * len(hold_ids))
+    if not holdout:
+        return _Evaluation({"n": 0}, ids, y, folds, weights, None)
+    proba = probabilities_for(model, vectors.vectors(hold_ids), classes)
+    metrics = evaluate_proba(proba=proba, y=y[len(train_ids) :], classes=classes)
+    metrics["evaluation"] = "gold" if split["source"] == "gold" else "held_out"
+    predictions = FoldPredictions(
+        index=np.arange(len(train_ids), len(ids)),
+        fold=np.zeros(len(hold_ids), dtype=int),
+        proba=proba,
+        predicted=predicted_labels(proba, classes),
+    )
+    return _Evaluation(metrics, ids, y, folds, weights, predictions)
+
+
+def _compare_with_active(
+    *, active: ModelVersion, evaluation: _Evaluation, classes, vectors, model_name, seed: int
+) -> dict[str, Any] | None:
+    """Both models' macro-F1 on the same items, paired.
+
+    Held out (split, gold): the active model's own predictions, unless it was trained on some of
+    the held-out items (a version fitted while the project was cross-validated): then its
+    recipe is re-fit on the training items it was trained on and scored on the held-out set.
+    Cross-validation: per fold, the active version's recipe is re-fit on the fold's training
+    labels that it was trained on, the candidate's on all of them; both predict the fold's
+    labels, which neither saw. The active version keeps its embedding model when its vectors
+    are stored, else it is re-fit on the current one."""
+    if evaluation.predictions is None:
+        return None
+    bundle = _artifact_bundle(version=active)
+    trained = bundle.get("train_item_ids")  # None: a version from before the ids were stored
+    tested = evaluation.predictions.index
+    tested_ids = [evaluation.ids[r] for r in tested]
+    is_cv = evaluation.metrics.get("evaluation") == "cross_validation"
+    refit = is_cv or (trained is not None and bool(set(trained) & set(tested_ids)))
+    own_embedding = True
+    if not refit:
+        X_old = _active_vectors(
+            active=active, item_ids=tested_ids, vectors=vectors, model_name=model_name
+        )
+        if X_old is None:
+            refit, own_embedding = True, False
+        else:
+            old_predicted = predicted_labels(
+                probabilities_for(bundle["model"], X_old, classes), classes
+            )
+    if refit:
+        X_pool = _active_vectors(
+            active=active, item_ids=evaluation.ids, vectors=vectors, model_name=model_name
+        )
+        if X_pool is None:
+            X_pool, own_embedding = vectors.vectors(evaluation.ids), False
+        trained_set = set(trained) if trained is not None else None
+        trainable = np.array(
+            [trained_set is None or i in trained_set for i in evaluation.ids], dtype=bool
+        )
+        old = fold_predictions(
+            estimator=bundle["model"],
+            X=X_pool,
+            y=evaluation.y,
+            folds=evaluation.folds,
+            classes=classes,
+            sample_weight=evaluation.weights,
+            trainable=trainable,
+        )
+        if not np.array_equal(old.index, tested):
+            raise ApplicationError("The two models were not tested on the same items.")
+        old_predicted = old.predicted
+    comparison = paired_bootstrap(
+        y_true=evaluation.y[tested],
+        new_predicted=evaluation.predictions.predicted,
+        old_predicted=old_predicted,
+        groups=evaluation.predictions.fold,
+        seed=seed,
+    ).as_dict()
+    comparison.update(
+        version=active.number,
+        evaluation=evaluation.metrics.get("evaluation"),
+        refit=refit,
+        own_embedding=own_embedding,
+    )
+    if is_cv:
+        comparison["folds"] = evaluation.metrics["folds"]
+    return comparison
+
+
 def training_run(*, job_id: int) -> ModelVersion | None:
-    """Embed what is missing, fit, evaluate on the held-out set, promote or reject. Call only
-    from the job holding the project's training lock (`training_request` queues it)."""
+    """Embed what is missing, fit, evaluate (cross-validation or the held-out set), compare with
+    the active model on the same items, promote or reject. Call only from the job holding the
+    project's training lock (`training_request` queues it)."""
     job = job_start(job_id=job_id)
     if job is None:
         return None
@@ -354,7 +556,7 @@ def training_run(*, job_id: int) -> ModelVersion | None:
     model_name = embedding_model_name()
     job_progress(job=job, done=0, total=4, message="Embedding texts not embedded yet")
     vectors = vectors_ready(project=project, model_name=model_name)
-    job_progress(job=job, done=1, message="Choosing the training and held-out sets")
+    job_progress(job=job, done=1, message="Choosing the training and evaluation sets")
     split = _split(project=project, model_settings=model_settings)
     classes = list(project.labels.order_by("order", "id").values_list("value", flat=True))
 
@@ -376,49 +578,60 @@ def training_run(*, job_id: int) -> ModelVersion | None:
         return None
 
     job_progress(job=job, done=2, message=f"Training on {len(train_labels)} labels")
-    X_train = vectors.vectors([i for i, _ in split["train"]])
+    train_ids = [i for i, _ in split["train"]]
     model = classifier_fit(
-        X=X_train,
+        X=vectors.vectors(train_ids),
         y=train_labels,
         name=model_settings.classifier,
         params=model_settings.classifier_params,
         seed=model_settings.seed,
-        sample_weight=[split["weight"][i] for i, _ in split["train"]],
+        sample_weight=[split["weight"][i] for i in train_ids],
     )
+    evaluation = _evaluate_candidate(
+        model=model, split=split, classes=classes, vectors=vectors, model_settings=model_settings
+    )
+    metrics = evaluation.metrics
     holdout = split["holdout"]
-    metrics = (
-        evaluate(
-            model=model,
-            X=vectors.vectors([i for i, _ in holdout]),
-            y=[y for _, y in holdout],
-            classes=classes,
-        )
-        if holdout
-        else {"n": 0}
-    )
-    job_progress(job=job, done=3, message="Comparing with the active model")
+    job_progress(job=job, done=3, message="Comparing with the active model on the same items")
     number = (ModelVersion.objects.filter(project=project).aggregate(n=Max("number"))["n"] or 0) + 1
     artifact = _artifact_path(project.pk, number)
     path = Path(settings.MEDIA_ROOT) / artifact
     path.parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump({"model": model, "classes": classes, "embedding_model": model_name}, path)
+    joblib.dump(
+        {
+            "model": model,
+            "classes": classes,
+            "embedding_model": model_name,
+            "train_item_ids": train_ids,
+        },
+        path,
+    )
 
     active = ModelVersion.objects.filter(project=project, status="active").first()
-    active_metrics = (
-        _evaluate_active(active=active, holdout=holdout, vectors=vectors, model_name=model_name)
+    comparison = (
+        _compare_with_active(
+            active=active,
+            evaluation=evaluation,
+            classes=classes,
+            vectors=vectors,
+            model_name=model_name,
+            seed=model_settings.seed,
+        )
         if active
         else None
     )
     decision = promotion_decision(
         candidate=metrics,
-        active=active_metrics,
+        comparison=comparison,
         tolerance=model_settings.promote_tolerance,
         active_exists=active is not None,
+        candidate_number=number,
     )
-    if active is not None:
+    if comparison is not None:
+        metrics["comparison"] = comparison
         metrics["active_on_same_holdout"] = {
             "version": active.number,
-            "macro_f1": (active_metrics or {}).get("macro_f1"),
+            "macro_f1": comparison["old"],
         }
     with transaction.atomic():
         version = ModelVersion.objects.create(
@@ -454,6 +667,7 @@ def training_run(*, job_id: int) -> ModelVersion | None:
                 "reason": decision.reason,
                 "train_size": len(train_labels),
                 "holdout_size": len(holdout),
+                "evaluation": metrics.get("evaluation"),
                 "macro_f1": metrics.get("macro_f1"),
             },
             message=f"v{number} {'promoted' if decision.promote else 'rejected'}: "

@@ -1,8 +1,12 @@
 """Embedding store, training, evaluate-before-promote, scoring and ranking, against the
 database, with the deterministic hashing embedder and jobs run in-process."""
 
+from pathlib import Path
+
+import joblib
 import numpy as np
 import pytest
+from django.conf import settings
 
 from active_learning.services.ranking import al_settings_get
 from labeling.models import Item, Job, Prediction
@@ -102,14 +106,23 @@ def test_training_promotes_scores_and_reranks(no_broker, django_capture_on_commi
     assert version.classifier == "logistic_regression"
     assert version.params["class_weight"] == "balanced"
     assert version.seed == 0
-    assert version.train_size + version.holdout_size == 45
-    assert version.holdout_size == HeldOutItem.objects.filter(project=project).count() > 0
+    # 15 labels per class: a held-out split would keep 3 of each, too few to judge a model, so
+    # nothing is held out: it trains on all 45 and is evaluated by 5-fold cross-validation
+    assert (version.train_size, version.holdout_size, version.holdout_source) == (45, 0, "cv")
+    assert not HeldOutItem.objects.filter(project=project).exists()
     for key in ("accuracy", "macro_f1", "log_loss", "ece", "per_class", "confusion"):
         assert key in version.metrics
+    assert version.metrics["evaluation"] == "cross_validation"
+    assert version.metrics["folds"] == 5
+    assert version.metrics["n"] == 45
+    folds = version.metrics["fold_macro_f1"]
+    assert len(folds) == 5
+    assert version.metrics["macro_f1"] == pytest.approx(np.mean(folds))
+    assert version.metrics["macro_f1_std"] == pytest.approx(np.std(folds))
+    assert version.metrics["macro_f1_min"] == min(folds)
+    assert version.metrics["macro_f1_max"] == max(folds)
     assert version.metrics["macro_f1"] > 0.8
-    # the held-out items were not trained on
-    held = set(HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True))
-    assert len(held) == version.holdout_size
+    assert "5-fold cross-validation on 45 labels" in version.reason
     # and the scoring job stored a prediction per unlabeled item with the version
     score = Job.objects.get(project=project, kind=Job.Kind.SCORE)
     assert score.status == Job.Status.SUCCEEDED, score.error
@@ -140,9 +153,17 @@ def test_a_worse_model_is_rejected_with_its_reason(no_broker, django_capture_on_
     v1, v2 = ModelVersion.objects.filter(project=project).order_by("number")
     assert v1.status == ModelVersion.Status.ACTIVE
     assert v2.status == ModelVersion.Status.REJECTED
-    assert "worse than the active model" in v2.reason
+    assert "worse than the active model beyond the noise" in v2.reason
     assert job.result["promoted"] is False
     assert v2.metrics["active_on_same_holdout"]["version"] == 1
+    # and the reason quotes both models' figures on the same 63 labels, the candidate's being
+    # the macro-F1 the versions table shows for it
+    comparison = v2.metrics["comparison"]
+    assert comparison["n"] == 63
+    assert comparison["new"] == pytest.approx(v2.metrics["macro_f1"])
+    assert comparison["high"] < 0
+    assert f"v2 {v2.metrics['macro_f1']:.3f} vs v1 {comparison['old']:.3f}" in v2.reason
+    assert "on the same 63 labels (5-fold cross-validation" in v2.reason
 
 
 def test_promote_by_hand_and_roll_back(no_broker, django_capture_on_commit_callbacks):
@@ -172,16 +193,31 @@ def test_promote_by_hand_and_roll_back(no_broker, django_capture_on_commit_callb
 
 
 def test_machine_labels_train_but_are_never_held_out(no_broker, django_capture_on_commit_callbacks):
+    # 30 machine labels and 150 human ones: 60 per class, 12 of each held out (all human)
+    project = topic_project(per_topic=70)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:30], machine=True)
+    label_items(items[30:180])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    held = HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True)
+    assert len(held) == 36
+    assert not set(held) & {i.pk for i in items[:30]}
+    version = ModelVersion.objects.get(project=project)
+    assert version.train_size == 180 - len(held)
+
+
+def test_machine_labels_are_never_tested_on_in_cross_validation(
+    no_broker, django_capture_on_commit_callbacks
+):
     project = topic_project(per_topic=30)
     items = list(Item.objects.filter(project=project).order_by("id"))
     label_items(items[:30], machine=True)
     label_items(items[30:60])
     _train_once(project, no_broker, django_capture_on_commit_callbacks)
-    held = HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True)
-    assert held
-    assert not set(held) & {i.pk for i in items[:30]}
     version = ModelVersion.objects.get(project=project)
-    assert version.train_size == 60 - len(held)
+    # all 60 train; only the 30 human labels are cross-validated
+    assert (version.train_size, version.metrics["n"]) == (60, 30)
+    assert np.array(version.metrics["confusion"]).sum() == 30
 
 
 def test_machine_label_weight_zero_leaves_auto_accepted_labels_out(
@@ -269,13 +305,16 @@ def test_first_model_is_promoted_before_a_held_out_set_exists(
     settings_row.save()
     items = list(Item.objects.filter(project=project).order_by("id"))
     label_items(items[:12])
-    # when training runs, the model becomes active (unevaluated) and ranks the queue
+    # when training runs, the model becomes active and ranks the queue; it is not evaluated
+    # on a held-out set but by 4-fold cross-validation on the 12 labels
     job = _train_once(project, no_broker, django_capture_on_commit_callbacks)
     version = ModelVersion.objects.get(project=project)
     assert job.result["promoted"] is True
     assert version.status == ModelVersion.Status.ACTIVE
     assert version.holdout_size == 0
-    assert "not evaluated" in version.reason
+    assert version.metrics["folds"] == 4
+    assert "first model" in version.reason
+    assert "4-fold cross-validation on 12 labels" in version.reason
     assert Job.objects.get(project=project, kind=Job.Kind.SCORE).status == "succeeded"
 
 
@@ -297,3 +336,69 @@ def test_vectors_snapshot_matches_the_store(no_broker, django_capture_on_commit_
         embeddings_schedule(project=project)
     _run_pending(no_broker)
     assert len(vectors_load(project=project, model_name="hashing").item_ids) == 16
+
+
+def test_a_slightly_worse_model_within_the_noise_is_promoted(
+    no_broker, django_capture_on_commit_callbacks
+):
+    # Given v1 (logistic regression, perfect on these texts) trained on 60 labels
+    project = topic_project(per_topic=30)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:60])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # When a small random forest, which misses a few of the 63 labels, is trained with no
+    # tolerance at all
+    settings_row = model_settings_get(project=project)
+    settings_row.classifier = "random_forest"
+    settings_row.classifier_params = {"n_estimators": 20, "max_depth": 6}
+    settings_row.promote_tolerance = 0.0
+    settings_row.save()
+    label_items(items[60:63])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # Then it is lower on the same items, but not beyond the noise: it is promoted, and the
+    # reason gives both figures and the interval
+    v1, v2 = ModelVersion.objects.filter(project=project).order_by("number")
+    comparison = v2.metrics["comparison"]
+    assert comparison["new"] < comparison["old"]
+    assert comparison["low"] < comparison["difference"] < 0 <= comparison["high"]
+    assert (v1.status, v2.status) == ("retired", "active")
+    assert f"v2 {comparison['new']:.3f} vs v1 {comparison['old']:.3f}" in v2.reason
+    assert f"95% interval {comparison['low']:+.3f}..{comparison['high']:+.3f}" in v2.reason
+
+
+def test_past_the_threshold_the_fixed_held_out_set_is_used(
+    no_broker, django_capture_on_commit_callbacks
+):
+    project = topic_project(per_topic=60)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    # Given v1, cross-validated and trained on all of 45 labels
+    label_items(items[:45])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # When the project reaches 150 labels (50 per class, 10 of each can be held out)
+    label_items(items[45:150])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # Then the held-out set forms: v2 is evaluated on it and never trained on it
+    v2 = ModelVersion.objects.get(project=project, number=2)
+    held = set(HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True))
+    assert len(held) == 30
+    assert (v2.holdout_source, v2.holdout_size, v2.train_size) == ("split", 30, 120)
+    assert v2.metrics["evaluation"] == "held_out"
+    assert v2.metrics["n"] == 30
+    bundle = joblib.load(Path(settings.MEDIA_ROOT) / v2.artifact)
+    assert not held & set(bundle["train_item_ids"])
+    # v1 had been trained on some of those items: its recipe is re-fit without them to compare
+    assert v2.metrics["comparison"]["refit"] is True
+    assert v2.metrics["comparison"]["n"] == 30
+    assert "on the same 30 held-out items (v1 re-fit without them" in v2.reason
+    # When more labels arrive, the set keeps every item it had and grows from the new ones
+    label_items(items[150:165])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    v3 = ModelVersion.objects.get(project=project, number=3)
+    held_now = set(HeldOutItem.objects.filter(project=project).values_list("item_id", flat=True))
+    assert held <= held_now
+    assert held_now - held <= {i.pk for i in items[150:165]}
+    assert v3.holdout_size == len(held_now) == 33
+    # v2 never saw a held-out item: the stored model itself is compared
+    assert v3.metrics["comparison"]["refit"] is False
+    assert v3.metrics["comparison"]["version"] == 2
+    assert "on the same 33 held-out items;" in v3.reason

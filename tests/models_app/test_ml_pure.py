@@ -4,10 +4,18 @@ import numpy as np
 import pytest
 
 from models_app.ml.embedding import HashingEmbedder, content_hash, unique_texts
-from models_app.ml.gate import promotion_decision
+from models_app.ml.evaluation import (
+    cross_validation_metrics,
+    cv_fold_count,
+    fold_predictions,
+    holdout_ready,
+    stratified_folds,
+)
+from models_app.ml.gate import paired_bootstrap, promotion_decision
 from models_app.ml.training import (
     TrainingError,
     classifier_fit,
+    classifier_make,
     evaluate,
     expected_calibration_error,
     holdout_assign,
@@ -109,41 +117,177 @@ def test_holdout_keeps_a_training_example_per_class():
     assert not add.any()
 
 
+def _comparison(new, old, *, version=4, groups=None, seed=0):
+    y = np.array(["a", "b", "c"] * 20)
+    comparison = paired_bootstrap(
+        y_true=y, new_predicted=new(y), old_predicted=old(y), groups=groups, seed=seed
+    ).as_dict()
+    comparison.update(version=version, evaluation="held_out", refit=False)
+    return comparison
+
+
+def _perfect(y):
+    return y.copy()
+
+
+def _misses(every):
+    def predict(y):
+        out = y.copy()
+        out[::every] = np.where(out[::every] == "a", "b", "a")
+        return out
+
+    return predict
+
+
 def test_gate_promotes_the_first_model():
-    decision = promotion_decision(candidate={"n": 10, "macro_f1": 0.5}, active=None, tolerance=0.01)
+    decision = promotion_decision(
+        candidate={"n": 10, "macro_f1": 0.5}, comparison=None, tolerance=0.01, active_exists=False
+    )
     assert decision.promote
     assert "first model" in decision.reason
+    assert "0.500 on 10 held-out items" in decision.reason
 
 
-def test_gate_rejects_a_worse_model_with_the_reason():
+def test_gate_rejects_a_clearly_worse_model_with_both_figures():
+    # the candidate misses every second item, the active model none, on the same 60 items
+    comparison = _comparison(_misses(2), _perfect)
     decision = promotion_decision(
-        candidate={"n": 10, "macro_f1": 0.70}, active={"n": 10, "macro_f1": 0.80}, tolerance=0.05
+        candidate={"n": 60, "macro_f1": comparison["new"]},
+        comparison=comparison,
+        tolerance=0.05,
+        active_exists=True,
+        candidate_number=5,
     )
     assert not decision.promote
-    assert "0.7000" in decision.reason
-    assert "0.8000" in decision.reason
+    assert comparison["high"] < -0.05
+    assert f"v5 {comparison['new']:.3f} vs v4 1.000 on the same 60 held-out items" in (
+        decision.reason
+    )
+    assert "beyond the noise" in decision.reason
 
 
-def test_gate_accepts_a_slightly_worse_model_within_tolerance():
+def test_gate_promotes_a_slightly_worse_model_within_the_noise():
+    # one miss in 60 items: lower, but a resample without that item is as likely as not
+    comparison = _comparison(_misses(60), _perfect)
+    assert comparison["difference"] < 0 <= comparison["high"]
     decision = promotion_decision(
-        candidate={"n": 10, "macro_f1": 0.78}, active={"n": 10, "macro_f1": 0.80}, tolerance=0.05
+        candidate={"n": 60, "macro_f1": comparison["new"]},
+        comparison=comparison,
+        tolerance=0.0,
+        active_exists=True,
     )
     assert decision.promote
+    assert f"interval {comparison['low']:+.3f}..{comparison['high']:+.3f}" in decision.reason
 
 
-def test_gate_promotes_the_first_model_unevaluated_without_a_held_out_set():
+def test_gate_promotes_the_first_model_unevaluated_without_any_evaluation():
     # no model is active yet: nothing to be worse than, and cold start would go on otherwise
-    decision = promotion_decision(candidate={"n": 0}, active=None, tolerance=0.0)
+    decision = promotion_decision(
+        candidate={"n": 0}, comparison=None, tolerance=0.0, active_exists=False
+    )
     assert decision.promote
     assert "not evaluated" in decision.reason
 
 
-def test_gate_refuses_a_later_model_without_a_held_out_set():
+def test_gate_refuses_a_later_model_that_cannot_be_evaluated():
     decision = promotion_decision(
-        candidate={"n": 0}, active=None, tolerance=0.0, active_exists=True
+        candidate={"n": 0}, comparison=None, tolerance=0.0, active_exists=True
     )
     assert not decision.promote
-    assert "too small" in decision.reason
+    assert "too few human labels" in decision.reason
+
+
+def test_paired_bootstrap_of_identical_predictions_is_zero_and_seeded():
+    y = np.array(["a", "b", "c", "a", "b"] * 8)
+    noisy = y.copy()
+    noisy[::3] = "c"
+    first = paired_bootstrap(y_true=y, new_predicted=noisy, old_predicted=noisy, seed=3)
+    assert (first.difference, first.low, first.high) == (0.0, 0.0, 0.0)
+    # seeded: the same inputs and seed give the same interval, another seed another one
+    other = _misses(3)(y)
+    a = paired_bootstrap(y_true=y, new_predicted=noisy, old_predicted=other, seed=3)
+    b = paired_bootstrap(y_true=y, new_predicted=noisy, old_predicted=other, seed=3)
+    c = paired_bootstrap(y_true=y, new_predicted=noisy, old_predicted=other, seed=4)
+    assert a == b
+    assert (a.low, a.high) != (c.low, c.high)
+    assert a.low <= a.difference <= a.high
+
+
+def test_paired_bootstrap_point_figures_are_the_evaluation_macro_f1():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(["a", "b", "c", "d"], size=50)
+    new = np.where(rng.random(50) < 0.8, y, rng.choice(["a", "b", "c", "d"], size=50))
+    old = np.where(rng.random(50) < 0.6, y, "a")
+    groups = np.arange(50) % 5
+    pooled = paired_bootstrap(y_true=y, new_predicted=new, old_predicted=old)
+    present = sorted(set(y))
+    assert pooled.new == pytest.approx(f1_score(y, new, labels=present, average="macro"))
+    assert pooled.old == pytest.approx(f1_score(y, old, labels=present, average="macro"))
+    # with groups (folds): the mean over groups of each group's macro-F1
+    by_fold = paired_bootstrap(y_true=y, new_predicted=new, old_predicted=old, groups=groups)
+    per_fold = [
+        f1_score(
+            y[groups == g], new[groups == g], labels=sorted(set(y[groups == g])), average="macro"
+        )
+        for g in range(5)
+    ]
+    assert by_fold.new == pytest.approx(np.mean(per_fold))
+
+
+def test_stratified_folds_cover_every_class_in_every_fold():
+    labels = ["a"] * 7 + ["b"] * 5 + ["c"] * 12
+    assert cv_fold_count(labels) == 5
+    assert cv_fold_count(["a", "a", "b"]) == 0  # a class with one label: no cross-validation
+    assert cv_fold_count(["a", "a", "b", "b"]) == 2
+    folds = stratified_folds(labels, k=5, seed=0)
+    sizes = np.bincount(folds)
+    assert sizes.max() - sizes.min() <= 1
+    for f in range(5):
+        assert set(np.asarray(labels)[folds == f]) == {"a", "b", "c"}
+    np.testing.assert_array_equal(folds, stratified_folds(labels, k=5, seed=0))
+
+
+def test_cross_validation_reports_the_mean_and_spread_over_folds():
+    X, y = _blobs(n_per_class=10)
+    folds = stratified_folds(y, k=5, seed=0)
+    folds[:3] = -1  # e.g. machine labels: trained on in every fold, never tested
+    predictions = fold_predictions(
+        estimator=classifier_make(name="logistic_regression", params={}, seed=0),
+        X=X,
+        y=y,
+        folds=folds,
+        classes=["a", "b", "c"],
+    )
+    assert sorted(predictions.index.tolist()) == list(range(3, 30))
+    metrics = cross_validation_metrics(predictions=predictions, y=y, classes=["a", "b", "c"])
+    assert metrics["evaluation"] == "cross_validation"
+    assert (metrics["folds"], metrics["n"]) == (5, 27)
+    assert metrics["macro_f1"] == pytest.approx(np.mean(metrics["fold_macro_f1"]))
+    assert metrics["macro_f1_min"] <= metrics["macro_f1"] <= metrics["macro_f1_max"]
+    assert metrics["macro_f1_std"] == pytest.approx(np.std(metrics["fold_macro_f1"]))
+
+
+def test_a_recipe_left_with_one_class_predicts_it():
+    X, y = _blobs(n_per_class=6)
+    folds = stratified_folds(y, k=3, seed=0)
+    only_a = np.asarray(y) == "a"
+    predictions = fold_predictions(
+        estimator=classifier_make(name="logistic_regression", params={}, seed=0),
+        X=X,
+        y=y,
+        folds=folds,
+        classes=["a", "b", "c"],
+        trainable=only_a,
+    )
+    assert set(predictions.predicted) == {"a"}
+
+
+def test_the_held_out_set_is_used_once_it_holds_ten_of_every_class():
+    human = ["a"] * 60 + ["b"] * 50
+    assert not holdout_ready(held_out_labels=["a"] * 12 + ["b"] * 9, human_labels=human)
+    assert holdout_ready(held_out_labels=["a"] * 12 + ["b"] * 10, human_labels=human)
 
 
 def test_hashing_embedder_is_deterministic_and_normalised():
