@@ -25,7 +25,7 @@ from active_learning.strategies import (
     representative_priorities,
     uncertainty_priorities,
 )
-from labeling.models import Annotation, Item, Job, Prediction, Project
+from labeling.models import Annotation, Assignment, Item, Job, Prediction, Project
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
 from models_app.ml.training import probabilities_for
 from models_app.models import ModelSettings, ModelVersion
@@ -233,7 +233,13 @@ def ranking_run(*, job_id: int) -> Job | None:
             labels=labels[start : start + batch],
             confidences=confidence[start : start + batch],
             scores=(dict(zip(classes, row, strict=True)) for row in rounded[start : start + batch]),
-            details={"model_version": active.number, "classifier": active.classifier},
+            details={
+                "model_version": active.number,
+                "classifier": active.classifier,
+                # What the labeling page says of the suggestion: "model v3, trained on 120 labels".
+                "train_size": active.train_size,
+                "label_count": active.label_count,
+            },
         )
     _predictions_prune(project=project, version=active)
     lap("write_predictions")
@@ -254,14 +260,39 @@ def ranking_run(*, job_id: int) -> Job | None:
 
 
 def _predictions_prune(*, project: Project, version: ModelVersion) -> None:
-    """Drop other versions' predictions of this project's classifier, except those an
-    annotator accepted (the lineage of their annotation)."""
+    """Drop the predictions of this project's classifier from versions other than `version`
+    and the one promoted before it (the highest-numbered earlier version that was ever
+    active), except those an annotator accepted (the lineage of their annotation) and those of
+    items someone holds a lease on.
+
+    A suggestion stays valid while it may be on an annotator's screen: the labeling page shows
+    a leased item (and prefetches two more) with the suggestions read when it was leased, and
+    accepting one sends its id, which the submit checks against this table. A promotion while
+    an item is on screen must not make that answer fail."""
+    previous = (
+        ModelVersion.objects.filter(
+            project=project, number__lt=version.number, promoted_at__isnull=False
+        )
+        .order_by("-number")
+        .values_list("number", flat=True)
+        .first()
+    )
+    keep = [str(version.number), str(previous if previous is not None else version.number)]
     pred = Prediction._meta.db_table
     ann = Annotation._meta.db_table
+    asg = Assignment._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""DELETE FROM {pred} WHERE project_id = %s AND source_kind = %s AND source_id = %s
-                  AND source_version <> %s
-                  AND NOT EXISTS (SELECT 1 FROM {ann} a WHERE a.suggestion_id = {pred}.id)""",
-            [project.pk, Prediction.SourceKind.MODEL, version.source_id, str(version.number)],
+                  AND source_version NOT IN (%s, %s)
+                  AND NOT EXISTS (SELECT 1 FROM {ann} a WHERE a.suggestion_id = {pred}.id)
+                  AND NOT EXISTS (SELECT 1 FROM {asg} s
+                                   WHERE s.item_id = {pred}.item_id AND s.status = %s)""",
+            [
+                project.pk,
+                Prediction.SourceKind.MODEL,
+                version.source_id,
+                *keep,
+                Assignment.Status.LEASED,
+            ],
         )

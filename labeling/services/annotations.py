@@ -108,6 +108,20 @@ def annotation_submit(
         suggestion_id=suggestion_id,
         now=now,
     )
+    if outcome.outcome == "bad_suggestion" and _suggestion_gone(suggestion_id=suggestion_id):
+        # Last resort (scoring keeps a suggestion that may be on screen, see
+        # `active_learning.services.ranking._predictions_prune`): the answer is the
+        # annotator's, so it is saved, without the lineage of a suggestion that no longer exists.
+        suggestion_id = None
+        outcome = submit_postgresql(
+            project=project,
+            user_id=user.pk,
+            item_id=item_id,
+            labels=cleaned,
+            time_spent_ms=time_spent_ms,
+            suggestion_id=None,
+            now=now,
+        )
     if outcome.outcome == "existing":
         existing = Annotation.objects.select_related("item__project").get(pk=outcome.annotation_id)
         return annotation_update(
@@ -159,6 +173,12 @@ _EXPIRED_AND_TAKEN = (
 _FOREIGN_SUGGESTION = "That suggestion does not belong to this item."
 
 
+def _suggestion_gone(*, suggestion_id: int | None) -> bool:
+    """The accepted suggestion was deleted since the item was shown (a suggestion of another
+    item, which still exists, is refused instead: that is the client's mistake)."""
+    return suggestion_id is not None and not Prediction.objects.filter(pk=suggestion_id).exists()
+
+
 def _submitted(
     *,
     project: Project,
@@ -204,11 +224,14 @@ def _submit_orm(
     k = state.annotations_wanted or project.annotations_per_item
     if not state.live_lease and state.free_slots(k) <= 0:
         _refuse(outcome="conflict", project=project, item_id=item_id, labels=labels)
-    if (
-        suggestion_id is not None
-        and not Prediction.objects.filter(pk=suggestion_id, item_id=item_id).exists()
-    ):
-        _refuse(outcome="bad_suggestion", project=project, item_id=item_id, labels=labels)
+    if suggestion_id is not None:
+        owner = (
+            Prediction.objects.filter(pk=suggestion_id).values_list("item_id", flat=True).first()
+        )
+        if owner is None:  # deleted since it was shown: saved without it, as on PostgreSQL
+            suggestion_id = None
+        elif owner != item_id:
+            _refuse(outcome="bad_suggestion", project=project, item_id=item_id, labels=labels)
     final_changed = k == 1 and state.annotation_count == 0 and not state.is_gold
     annotation = Annotation(
         item_id=item_id,

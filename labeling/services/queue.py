@@ -288,7 +288,7 @@ def _next_postgresql(
                (SELECT json_agg(json_build_object(
                          'id', p.id, 'source_kind', p.source_kind, 'source_id', p.source_id,
                          'source_version', p.source_version, 'labels', p.labels,
-                         'confidence', p.confidence)
+                         'confidence', p.confidence, 'details', p.details)
                        ORDER BY {SUGGESTION_ORDER_SQL})
                   FROM {Prediction._meta.db_table} p
                  WHERE p.item_id = i.id AND p.labels <> '[]'::jsonb)::text
@@ -310,7 +310,8 @@ def _next_postgresql(
     if row is None:
         return None
     item, (lease_id, leased_at, suggestions, *_) = _items.instance(row)
-    # The suggestions shown beside the item (see `labeling.api.selectors.item_suggestions`).
+    # The suggestions shown beside the item (see `labeling.api.selectors.item_suggestions`),
+    # with the details their source is described from (`annotate.suggestion_source`).
     item.prefetched_suggestions = [
         Prediction(item=item, project_id=item.project_id, **fields)
         for fields in json.loads(suggestions or "[]")

@@ -298,6 +298,7 @@ def test_next_offers_suggestions_and_submit_records_the_accepted_one(project, an
         "source_version": "1",
         "labels": ["pos"],
         "confidence": 0.9,
+        "source": "model v1",
     }
     assert response.status_code == 201
     assert Annotation.objects.get().suggestion_id == model.pk

@@ -49,6 +49,19 @@ class NextItemSerializer(serializers.Serializer):
         source_version = serializers.CharField()
         labels = serializers.ListField(child=serializers.CharField())
         confidence = serializers.FloatField(allow_null=True)
+        source = serializers.SerializerMethodField(
+            help_text="Where it comes from, in words: 'model v3, trained on 120 labels', "
+            "'zero-shot', 'LLM <model>, prompt v2', 'label model (Dawid-Skene)', "
+            "'labeling function <name>', 'imported'."
+        )
+
+        def get_source(self, prediction: Prediction) -> str:
+            return suggestion_source(
+                kind=prediction.source_kind,
+                source_id=prediction.source_id,
+                version=prediction.source_version,
+                details=prediction.details,
+            )
 
     assignment = AssignmentSerializer(source="*")
     item = ItemSerializer()
@@ -59,6 +72,40 @@ class NextItemSerializer(serializers.Serializer):
 # (which deep-copy their fields every time) cost more than the rest of the request. The
 # serializers above still document them, and tests check that both give the same output.
 _datetime = serializers.DateTimeField()
+
+_LABEL_MODEL_METHODS = {
+    "majority_vote": "majority vote",
+    "dawid_skene": "Dawid-Skene",
+    "dawid_skene_classic": "Dawid-Skene",
+}
+
+
+def suggestion_source(*, kind: str, source_id: str, version: str, details: object) -> str:
+    """Where a suggestion comes from, in the annotator's words: "model v3, trained on 120
+    labels", "zero-shot", "LLM gpt-4o-mini, prompt v2", "label model (Dawid-Skene)",
+    "labeling function <name>", "imported". Only the source's own facts: nothing about other
+    annotators' answers or gold items."""
+    facts = details if isinstance(details, dict) else {}
+    if kind == Prediction.SourceKind.MODEL:
+        words = f"model v{facts.get('model_version') or version}"
+        trained_on = facts.get("train_size")
+        if isinstance(trained_on, int) and not isinstance(trained_on, bool):
+            words += f", trained on {trained_on} label{'' if trained_on == 1 else 's'}"
+        return words
+    if kind == "zero_shot":  # Prediction.SourceKind.ZERO_SHOT
+        return "zero-shot"
+    if kind == Prediction.SourceKind.LLM:
+        words = f"LLM {source_id}" if source_id else "LLM"
+        prompt = facts.get("prompt_version")
+        return f"{words}, prompt v{prompt}" if prompt else words
+    if kind == Prediction.SourceKind.LABEL_MODEL:
+        method = _LABEL_MODEL_METHODS.get(str(source_id))
+        return f"label model ({method})" if method else "label model"
+    if kind == Prediction.SourceKind.LABELING_FUNCTION:
+        return f"labeling function {source_id}"
+    if kind == Prediction.SourceKind.IMPORT:
+        return "imported"
+    return str(kind)
 
 
 def next_item_payload(assignment: Assignment) -> dict:
@@ -83,6 +130,12 @@ def next_item_payload(assignment: Assignment) -> dict:
                 "source_version": str(p.source_version),
                 "labels": [str(v) for v in p.labels],
                 "confidence": None if p.confidence is None else float(p.confidence),
+                "source": suggestion_source(
+                    kind=p.source_kind,
+                    source_id=p.source_id,
+                    version=p.source_version,
+                    details=p.details,
+                ),
             }
             for p in item_suggestions(item=item)
         ],
