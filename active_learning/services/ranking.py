@@ -24,6 +24,7 @@ from active_learning.strategies import (
     neighbour_boost,
     representative_priorities,
     uncertainty_priorities,
+    zero_shot_cold_start,
 )
 from labeling.models import Annotation, Assignment, Item, Job, Prediction, Project
 from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
@@ -176,20 +177,19 @@ def ranking_run(*, job_id: int) -> Job | None:
     active = ModelVersion.objects.filter(project=project, status="active").first()
     if active is None or active.embedding_model != model_name:
         why = "no active model" if active is None else "the active model used other vectors"
-        priorities = representative_priorities(
-            vectors=_PoolView(vectors.matrix, pool_rows)[np.arange(len(pool_rows))],
-            n_clusters=al.cold_start_clusters,
-            seed=seed,
-        )
-        lap("rank")
-        updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
-        verification_items_first(project=project, job=job)
-        job_succeed(
+        return _cold_start_rank(
             job=job,
-            result={"mode": "cold_start", "pool": len(pool_ids), "updated": updated, **timings},
-            message=f"Cold start ({why}): {len(pool_ids)} items ranked by representative sampling",
+            project=project,
+            vectors=vectors,
+            pool_rows=pool_rows,
+            pool_ids=pool_ids,
+            al=al,
+            seed=seed,
+            model_name=model_name,
+            why=why,
+            lap=lap,
+            timings=timings,
         )
-        return job
 
     model = model_artifact_load(version=active)
     classes = active.classes
@@ -255,6 +255,78 @@ def ranking_run(*, job_id: int) -> Job | None:
             **timings,
         },
         message=f"Scored {total} items with v{active.number}; queue ranked by {al.strategy}",
+    )
+    return job
+
+
+def _cold_start_rank(
+    *, job, project, vectors, pool_rows, pool_ids, al, seed, model_name, why, lap, timings
+) -> Job:
+    """No usable model yet: zero-shot suggestions from the label set for every embedded item,
+    and a queue ranked by representativeness mixed with the zero-shot uncertainty, served round
+    robin over the zero-shot classes (`zero_shot_cold_start`); plain representative sampling
+    when the project has fewer than two labels. A project in file order keeps its order."""
+    from models_app.services.zero_shot import zero_shot_model, zero_shot_predictions_write
+
+    embedded = len(vectors.item_ids)
+    if project.queue_order == Project.QueueOrder.FILE:
+        job_succeed(
+            job=job,
+            result={"mode": "file_order", "pool": len(pool_ids), **timings},
+            message=f"Cold start ({why}): the queue keeps the file order, as the project asks",
+        )
+        return job
+    pool = _PoolView(vectors.matrix, pool_rows)[np.arange(len(pool_rows))]
+    representative = representative_priorities(
+        vectors=pool, n_clusters=al.cold_start_clusters, seed=seed
+    )
+    fitted = zero_shot_model(
+        project=project, vectors=vectors, pool_rows=pool_rows, model_name=model_name, seed=seed
+    )
+    proba = None
+    if fitted is not None:
+        zs_model, classes = fitted
+        proba = zs_model.predict_proba(pool)
+        priorities = zero_shot_cold_start(representative=representative, proba=proba)
+        mode = "zero_shot"
+    else:
+        priorities = representative
+        mode = "representative"
+    lap("rank")
+    updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
+    verification_items_first(project=project, job=job)
+    if proba is not None:
+        zero_shot_predictions_write(
+            project=project, item_ids=pool_ids, proba=proba, classes=classes, model=zs_model
+        )
+        lap("write_predictions")
+    total = Item.objects.filter(project=project).count()
+    partial = f" ({embedded:,} of {total:,} items embedded so far)" if embedded < total else ""
+    how = (
+        "zero-shot suggestions and representative sampling"
+        if mode == "zero_shot"
+        else "representative sampling"
+    )
+    job_succeed(
+        job=job,
+        result={
+            "mode": "cold_start",
+            "ranking": mode,
+            "pool": len(pool_ids),
+            "embedded": embedded,
+            "items": total,
+            "updated": updated,
+            **(
+                {
+                    "zero_shot_temperature": zs_model.temperature,
+                    "zero_shot_calibrated_on": zs_model.calibrated_on,
+                }
+                if proba is not None
+                else {}
+            ),
+            **timings,
+        },
+        message=f"Cold start ({why}): {len(pool_ids):,} items ranked by {how}{partial}",
     )
     return job
 
