@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import PurePath
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,6 +18,8 @@ from active_learning.services.ranking import al_settings_get
 from labeling.errors import ApplicationError, NotPermitted
 from labeling.models import Item, Membership, Project
 from labeling.selectors import membership_role, project_require_role
+from models_app.ml.evaluation import HOLDOUT_MIN_PER_CLASS
+from models_app.ml.gate import evaluation_summary
 from models_app.models import ModelVersion
 from models_app.selectors import label_distribution, learning_curve, ml_jobs, model_version_list
 from models_app.services.config import embedding_model_name, model_settings_get
@@ -35,10 +40,47 @@ def _reviewer_project(request: HttpRequest, project_id: int) -> tuple[Project, s
     return project, role
 
 
+def embedding_model_label(name: str) -> str:
+    """A short name for the page: an installation path (older versions stored the model's
+    directory) is shown by its last component; a model key or hub name is shown as it is."""
+    if name.startswith(("/", "./", "../", "~")) or "\\" in name:
+        return PurePath(name.replace("\\", "/").rstrip("/")).name or name
+    return name
+
+
+def _evaluation_note(*, versions: list[ModelVersion], model_settings) -> str:
+    """What the learning curve's latest figures are measured on, in a sentence."""
+    latest = next((v for v in versions if v.metrics.get("macro_f1") is not None), None)
+    if latest is None:
+        return ""
+    m = latest.metrics
+    if m.get("evaluation") == "cross_validation":
+        fraction = model_settings.holdout_fraction
+        when = (
+            f"once {HOLDOUT_MIN_PER_CLASS} human labels of every class would be held out "
+            f"(at {fraction:.0%} held out: {math.ceil(HOLDOUT_MIN_PER_CLASS / fraction)} per "
+            "class)"
+            if fraction > 0
+            else "never (the held-out fraction is 0)"
+        )
+        return (
+            f"Too few labels for a meaningful held-out set: v{latest.number} was evaluated by "
+            f"{m['folds']}-fold stratified cross-validation on all {m['n']} human final "
+            f"labels (mean macro-F1 over the folds; the bar on its point spans the folds' "
+            f"range). A fixed held-out set is used {when}."
+        )
+    where = "gold items" if m.get("evaluation") == "gold" else "fixed held-out items"
+    return f"v{latest.number} was evaluated on {m['n']} {where}, never trained on."
+
+
 @login_required
 def model_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project, role = _reviewer_project(request, project_id)
     versions = list(model_version_list(project=project))
+    for v in versions:  # worded as the gate's reasons word it
+        v.evaluation_text = evaluation_summary(v.metrics)
+    model_settings = model_settings_get(project=project)
+    embedding_model = embedding_model_name()
     total_items = Item.objects.filter(project=project).count()
     missing = embeddings_missing_count(project=project)
     context = {
@@ -47,9 +89,11 @@ def model_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "is_manager": role == Role.MANAGER,
         "versions": versions,
         "active": next((v for v in versions if v.status == ModelVersion.Status.ACTIVE), None),
-        "model_settings": model_settings_get(project=project),
+        "model_settings": model_settings,
         "al_settings": al_settings_get(project=project),
-        "embedding_model": embedding_model_name(),
+        "embedding_model": embedding_model,
+        "embedding_model_label": embedding_model_label(embedding_model),
+        "evaluation_note": _evaluation_note(versions=versions, model_settings=model_settings),
         "embedded": total_items - missing,
         "total_items": total_items,
         "mined": MinedError.objects.filter(project=project).select_related("item")[:10],

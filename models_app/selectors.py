@@ -27,18 +27,33 @@ def label_distribution(*, project: Project) -> dict[str, int]:
 
 
 def learning_curve(*, project: Project) -> list[dict]:
-    """One point per evaluated version: labels at training time vs held-out macro-F1."""
-    return [
-        {
-            "version": v.number,
-            "labels": v.label_count,
-            "macro_f1": v.metrics.get("macro_f1"),
-            "accuracy": v.metrics.get("accuracy"),
-            "status": v.status,
-        }
-        for v in ModelVersion.objects.filter(project=project).order_by("number")
-        if v.metrics.get("macro_f1") is not None
-    ]
+    """One point per evaluated version, sorted by the number of final labels at training time
+    (a later version can have fewer labels, e.g. after raising k cleared some), then by version:
+    macro-F1 as the versions table shows it, and for a cross-validated version the spread over
+    its folds."""
+    points = []
+    for v in ModelVersion.objects.filter(project=project).order_by("label_count", "number"):
+        m = v.metrics
+        if m.get("macro_f1") is None:
+            continue
+        cv = m.get("evaluation") == "cross_validation"
+        points.append(
+            {
+                "version": v.number,
+                "labels": v.label_count,
+                "macro_f1": m["macro_f1"],
+                "accuracy": m.get("accuracy"),
+                "status": v.status,
+                "evaluation": m.get("evaluation")
+                or ("gold" if v.holdout_source == "gold" else "held_out"),
+                "n": m.get("n"),
+                "folds": m.get("folds") if cv else None,
+                "std": m.get("macro_f1_std") if cv else None,
+                "min": m.get("macro_f1_min") if cv else None,
+                "max": m.get("macro_f1_max") if cv else None,
+            }
+        )
+    return points
 
 
 def ml_jobs(*, project: Project, limit: int = 20) -> list[Job]:

@@ -129,17 +129,16 @@ def _signed(value: float) -> str:
 
 
 def evaluation_summary(metrics: dict[str, Any]) -> str:
-    """How a version was evaluated, with its figure: '0.840 ± 0.050 (range 0.760..0.900 over 5
-    folds), 5-fold cross-validation on 30 labels' or '0.840 on 40 held-out items'."""
+    """How a version was evaluated, with its figure: '0.840 ± 0.050 (folds 0.760..0.900),
+    5-fold cross-validation on 30 labels' or '0.840 on 40 held-out items'."""
     if metrics.get(GATE_METRIC) is None:
         return "not evaluated"
     value = float(metrics[GATE_METRIC])
     if metrics.get("evaluation") == "cross_validation":
         return (
-            f"{value:.3f} ± {metrics['macro_f1_std']:.3f} "
-            f"(range {metrics['macro_f1_min']:.3f}..{metrics['macro_f1_max']:.3f} over "
-            f"{metrics['folds']} folds), {metrics['folds']}-fold cross-validation on "
-            f"{metrics['n']} labels"
+            f"{value:.3f} ± {metrics['macro_f1_std']:.3f} (folds "
+            f"{metrics['macro_f1_min']:.3f}..{metrics['macro_f1_max']:.3f}), "
+            f"{metrics['folds']}-fold cross-validation on {metrics['n']} labels"
         )
     where = "gold" if metrics.get("evaluation") == "gold" else "held-out"
     return f"{value:.3f} on {metrics['n']} {where} items"
