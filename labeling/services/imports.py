@@ -51,7 +51,8 @@ number, so the queue never serves file order by accident before any ranking; a p
 ``queue_order`` is ``file`` gets no seed and every new item priority 0 (served by id).
 
 The result of a successful job: ``{"created", "skipped_existing_id", "skipped_duplicate_content",
-"invalid", "error_count", "errors", "total_rows", "queue_order"}``.
+"invalid", "error_count", "errors", "total_rows", "queue_order"}`` and, in the words the UI
+shows, ``{"rows_read", "items_created", "duplicates_merged", "rows_skipped", "skip_reasons"}``.
 """
 
 from __future__ import annotations
@@ -761,6 +762,7 @@ def _commit(
             result["queue_order"] = (
                 "file" if plan.priority_seed is None else f"random (seed {plan.priority_seed})"
             )
+            result.update(_outcome(result))
             job_succeed(job=job, result=result, message=_summary(result))
             project = Project.objects.get(pk=plan.project_id)
             if project.overlap_fraction < 1 and project.annotations_per_item > 1:
@@ -770,15 +772,42 @@ def _commit(
     return job
 
 
+def _outcome(result: dict[str, Any]) -> dict[str, Any]:
+    """What became of the file's rows, in the words the UI shows: every row read is an item
+    created, a duplicate merged into an item with the same text, or skipped with its reason
+    (its id is already in the project, or it is invalid)."""
+    reasons = {
+        "id already in the project": int(result.get("skipped_existing_id", 0)),
+        "invalid (see the report)": int(result.get("invalid", 0)),
+    }
+    return {
+        "rows_read": int(result["total_rows"]),
+        "items_created": int(result["created"]),
+        "duplicates_merged": int(result.get("skipped_duplicate_content", 0)),
+        "rows_skipped": sum(reasons.values()),
+        "skip_reasons": {reason: n for reason, n in reasons.items() if n},
+    }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _summary(result: dict[str, Any]) -> str:
-    parts = [f"Imported {result['created']:,} of {result['total_rows']:,} rows"]
-    if result["skipped_existing_id"]:
-        parts.append(f"{result['skipped_existing_id']:,} skipped (id already in the project)")
-    if result["skipped_duplicate_content"]:
-        parts.append(f"{result['skipped_duplicate_content']:,} skipped (same text as an item)")
+    outcome = _outcome(result)
+    parts = [_plural(outcome["items_created"], "item") + " created"]
+    if outcome["duplicates_merged"]:
+        parts.append(
+            _plural(outcome["duplicates_merged"], "duplicate")
+            + " merged (same text as an item or an earlier row)"
+        )
+    if result.get("skipped_existing_id"):
+        parts.append(
+            _plural(result["skipped_existing_id"], "row") + " skipped (id already in the project)"
+        )
     if result.get("invalid"):
-        parts.append(f"{result['invalid']:,} invalid rows skipped")
-    return "; ".join(parts) + "."
+        parts.append(f"{_plural(result['invalid'], 'invalid row')} skipped")
+    return f"{_plural(outcome['rows_read'], 'row')} read: " + "; ".join(parts) + "."
 
 
 def _remove_files(plan: _Plan) -> None:

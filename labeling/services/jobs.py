@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from labeling.models import Job, Project
+
+
+class JobSpeed(NamedTuple):
+    items_per_second: float | None
+    eta_seconds: int | None
+
+
+def job_speed(
+    *,
+    status: str,
+    done: int,
+    total: int | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> JobSpeed:
+    """Throughput of a running job since it started and the time left at that pace; None
+    where it cannot be known (not running, nothing done yet, or no total for the time left)."""
+    if status != Job.Status.RUNNING or started_at is None or done <= 0:
+        return JobSpeed(None, None)
+    elapsed = (now - started_at).total_seconds()
+    if elapsed <= 0:
+        return JobSpeed(None, None)
+    rate = done / elapsed
+    eta = None
+    if total is not None and total >= done:
+        eta = round((total - done) / rate)
+    return JobSpeed(round(rate, 2), eta)
 
 
 def job_create(

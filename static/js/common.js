@@ -1,5 +1,6 @@
 /* Flywheel: helpers shared by the page scripts (no framework, no build step).
- * Exposes window.Flywheel = { api, ApiError, csrfToken, errorText, renderReport, pollJob }. */
+ * Exposes window.Flywheel = { api, ApiError, csrfToken, errorText, renderReport, reportRows,
+ * importOutcome, pollJob, jobProgress, showJobProgress }. */
 (function () {
   "use strict";
 
@@ -74,25 +75,59 @@
     return Array.isArray(rows) ? rows : [];
   }
 
-  /* Build the validation report (row, field, reason) into `container`, as DOM text only. */
+  function plural(n, word) {
+    return n + " " + word + (n === 1 ? "" : "s");
+  }
+
+  /* An import's outcome in one sentence (rows read, items created, duplicates merged, rows
+   * skipped with their reasons), or "" for results that do not describe rows. */
+  function importOutcome(result) {
+    if (!result || result.rows_read === undefined) return "";
+    let text = plural(result.rows_read, "row") + " read: " + plural(result.items_created, "item") + " created";
+    if (result.duplicates_merged) {
+      text += ", " + plural(result.duplicates_merged, "duplicate") + " merged (same text as an item or an earlier row)";
+    }
+    for (const [reason, n] of Object.entries(result.skip_reasons || {})) {
+      text += ", " + n + " skipped: " + reason;
+    }
+    return text + ".";
+  }
+
+  /* Build the report into `container`, as DOM text only: why a job failed (its error and
+   * validation report: row, field, reason), or what a successful import skipped. */
   function renderReport(container, job) {
     container.replaceChildren();
     const result = job.result || {};
     const details = document.createElement("details");
-    details.className = "job-report";
+    const failed = job.status === undefined || job.status === "failed";
+    details.className = "job-report" + (failed ? "" : " job-report-ok");
     details.open = true;
-    details.append(cell("summary", "Why job #" + job.id + " failed"));
+    if (failed) {
+      details.append(cell("summary", "Why job #" + job.id + " failed"));
+    } else {
+      // A job that succeeded but skipped rows: say so, never "failed".
+      const skipped = result.rows_skipped || result.invalid || result.error_count || 0;
+      details.append(cell("summary", "Job #" + job.id + " succeeded" +
+        (skipped ? " with " + skipped + " row" + (skipped === 1 ? "" : "s") + " skipped" : "")));
+    }
     if (job.error) {
       const pre = cell("pre", job.error.length > 2000 ? job.error.slice(0, 2000) + "…" : job.error);
       pre.className = "job-error";
       details.append(pre);
+    }
+    const outcome = importOutcome(result);
+    if (outcome) {
+      const p = cell("p", outcome);
+      p.className = "job-outcome";
+      details.append(p);
     }
     const problems = reportRows(result);
     if (problems.length) {
       const table = document.createElement("table");
       table.className = "report";
       const total = result.error_count || problems.length;
-      let caption = "Validation report (" + total + " problem" + (total === 1 ? "" : "s");
+      let caption = (failed ? "Validation report" : "Rows skipped") +
+        " (" + total + " problem" + (total === 1 ? "" : "s");
       if (total > problems.length) caption += ", first " + problems.length + " shown";
       table.append(cell("caption", caption + ")"));
       const head = document.createElement("thead");
@@ -145,5 +180,51 @@
     };
   }
 
-  window.Flywheel = { api, ApiError, csrfToken, errorText, renderReport, pollJob };
+  function duration(seconds) {
+    if (seconds < 60) return Math.max(1, Math.round(seconds)) + " s";
+    if (seconds < 3600) return Math.round(seconds / 60) + " min";
+    return Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
+  }
+
+  /* What a job's progress bar and its text should say, from GET /api/jobs/{id}/:
+   * {bar: "hidden" | "indeterminate" | "determinate", max, value, text}. A job that no worker
+   * has picked up is waiting, not at 0; one that does not know its total has an indeterminate
+   * bar (its message says what it does), never a full one. */
+  function jobProgress(job) {
+    const finished = ["succeeded", "failed", "cancelled"].includes(job.status);
+    const total = job.progress_total;
+    if (job.status === "pending") return { bar: "indeterminate", text: "waiting for a worker" };
+    if (total === null || total === undefined || total === 0) {
+      if (finished) return { bar: "hidden", text: job.progress_done ? job.progress_done + " done" : "" };
+      return { bar: "indeterminate", text: job.progress_done ? job.progress_done + " so far" : "" };
+    }
+    let text = job.progress_done + " / " + total;
+    if (!finished && job.percent !== null && job.percent !== undefined) text += " (" + job.percent + "%)";
+    if (job.status === "running" && job.items_per_second) {
+      const rate = job.items_per_second;
+      text += " · " + (rate >= 10 ? Math.round(rate) : rate.toFixed(1)) + " items/s";
+      if (job.eta_seconds !== null && job.eta_seconds !== undefined) {
+        text += " · about " + duration(job.eta_seconds) + " left";
+      }
+    }
+    return { bar: "determinate", max: total, value: Math.min(job.progress_done, total), text: text };
+  }
+
+  /* Apply jobProgress(job) to a <progress> element. */
+  function showJobProgress(bar, job) {
+    const state = jobProgress(job);
+    bar.hidden = state.bar === "hidden";
+    if (state.bar === "determinate") {
+      bar.max = state.max;
+      bar.value = state.value;
+    } else {
+      bar.removeAttribute("value"); // indeterminate
+    }
+    return state;
+  }
+
+  window.Flywheel = {
+    api, ApiError, csrfToken, errorText, renderReport, reportRows, importOutcome, pollJob,
+    jobProgress, showJobProgress,
+  };
 })();

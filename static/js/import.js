@@ -234,42 +234,42 @@
     });
   }
 
+  /* What became of the rows: read, created, merged as duplicates, skipped (with reasons). */
   function renderResult(container, result) {
     container.replaceChildren();
-    if (!result || typeof result !== "object") return;
-    const entries = Object.entries(result).filter(
-      ([, v]) => v === null || ["number", "string", "boolean"].includes(typeof v)
-    );
-    if (!entries.length) return;
+    if (!result || typeof result !== "object" || result.rows_read === undefined) return;
     const dl = document.createElement("dl");
     dl.className = "stats";
-    for (const [key, value] of entries) {
+    dl.id = "import-outcome";
+    const rows = [
+      ["Rows read", result.rows_read],
+      ["Items created", result.items_created],
+      ["Duplicates merged", result.duplicates_merged],
+      ["Rows skipped", result.rows_skipped],
+    ];
+    if (result.queue_order) rows.push(["Queue order", result.queue_order]);
+    for (const [name, value] of rows) {
       const div = document.createElement("div");
       const dt = document.createElement("dt");
-      dt.textContent = key.replace(/_/g, " ");
+      dt.textContent = name;
       const dd = document.createElement("dd");
       dd.textContent = String(value);
       div.append(dt, dd);
       dl.append(div);
     }
     container.append(dl);
+    const reasons = Object.entries(result.skip_reasons || {});
+    if (reasons.length) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = "Skipped: " + reasons.map(([reason, n]) => n + " " + reason).join("; ") + ".";
+      container.append(p);
+    }
   }
 
   function renderJob(job) {
-    const bar = $("job-progress");
-    if (job.progress_total) {
-      bar.max = job.progress_total;
-      bar.value = job.progress_done;
-      $("job-text").textContent =
-        job.progress_done + " / " + job.progress_total + (job.percent !== null ? " (" + job.percent + "%)" : "");
-    } else if (["succeeded", "failed", "cancelled"].includes(job.status)) {
-      bar.max = 100;
-      bar.value = job.status === "succeeded" ? 100 : 0;
-      $("job-text").textContent = job.progress_done + " rows";
-    } else {
-      bar.removeAttribute("value"); // indeterminate until the job knows its total
-      $("job-text").textContent = job.progress_done ? job.progress_done + " rows" : "";
-    }
+    const state = F.showJobProgress($("job-progress"), job);
+    $("job-text").textContent = state.text;
     const badge = $("job-status");
     badge.textContent = "Job #" + job.id + ": " + job.status;
     badge.className = "status-badge status-" + job.status;
@@ -281,10 +281,12 @@
       say("The import failed. The report above lists what to fix.", "error");
     } else if (job.status === "succeeded") {
       renderResult($("job-result"), job.result);
-      const problems = (job.result && (job.result.errors || job.result.report)) || [];
-      if (problems.length) F.renderReport(report, job);
+      if (F.reportRows(job.result).length) F.renderReport(report, job);
       else report.replaceChildren();
-      say("Import finished.");
+      const skipped = (job.result && job.result.rows_skipped) || 0;
+      say("Import finished" + (skipped ? " with " + skipped + " row" + (skipped === 1 ? "" : "s") + " skipped" : "") + ".");
+    } else if (job.status === "pending") {
+      say("Uploaded; the import is waiting for a worker.");
     } else {
       say("Importing… " + (job.percent !== null && job.percent !== undefined ? job.percent + "%" : ""));
     }

@@ -1,5 +1,6 @@
-/* Recent-jobs tables: follow every unfinished job (GET /api/jobs/{id}/) and update its row;
- * when one fails, show its validation report under it. */
+/* Recent-jobs tables: follow every unfinished job (GET /api/jobs/{id}/) and update its row
+ * (bar, counts, items/s and time left, message); when one fails, or succeeds with skipped
+ * rows, show its report under it. */
 (function () {
   "use strict";
 
@@ -25,15 +26,8 @@
         const badge = row.querySelector('[data-field="status"]');
         badge.textContent = LABELS[job.status] || job.status;
         badge.className = "job-status status-" + job.status;
-        if (job.progress_total) {
-          bar.max = job.progress_total;
-          bar.value = job.progress_done;
-        } else if (finished) {
-          bar.max = 100;
-          bar.value = job.status === "succeeded" ? 100 : 0;
-        }
-        row.querySelector('[data-field="counts"]').textContent =
-          job.progress_done + (job.progress_total ? " / " + job.progress_total : "");
+        const state = F.showJobProgress(bar, job);
+        row.querySelector('[data-field="counts"]').textContent = state.text;
         row.querySelector('[data-field="message"]').textContent = job.message || "";
         const started = row.querySelector('[data-field="started"]');
         if (job.started_at && started && !started.querySelector("time")) {
@@ -44,6 +38,10 @@
         }
         if (finished) row.dataset.finished = "1";
         if (job.status === "failed" && reportRow) {
+          F.renderReport(reportRow.querySelector("td"), job);
+          reportRow.hidden = false;
+        } else if (finished && reportRow && F.reportRows(job.result).length) {
+          // A job that succeeded with skipped rows: its report, titled as a success.
           F.renderReport(reportRow.querySelector("td"), job);
           reportRow.hidden = false;
         }

@@ -157,6 +157,11 @@ def test_csv_import_maps_columns_and_keeps_the_rest_as_metadata(project, tmp_pat
         "errors": [],
         "total_rows": 2,
         "queue_order": f"random (seed {job.params['priority_seed']})",
+        "rows_read": 2,
+        "items_created": 2,
+        "duplicates_merged": 0,
+        "rows_skipped": 0,
+        "skip_reasons": {},
     }
     assert (job.progress_done, job.progress_total, job.percent) == (2, 2, 100)
     # the job's copy and its stage file are removed once it is done
@@ -252,6 +257,11 @@ def test_skip_invalid_imports_the_good_rows_and_reports_the_rest(project, tmp_pa
         (4, "label"),
     ]
     assert "3 invalid rows skipped" in job.message
+    assert job.message.startswith("5 rows read: 2 items created")
+    assert job.result["rows_read"] == 5
+    assert job.result["items_created"] == 2
+    assert job.result["rows_skipped"] == 3
+    assert job.result["skip_reasons"] == {"invalid (see the report)": 3}
 
 
 def test_invalid_utf8_and_over_long_fields_are_reported(project, tmp_path, settings):

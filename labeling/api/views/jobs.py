@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -25,6 +26,7 @@ from labeling.services.exports import (
     parse_changed_since,
 )
 from labeling.services.imports import import_job_create
+from labeling.services.jobs import JobSpeed, job_speed
 
 Role = Membership.Role
 
@@ -40,14 +42,39 @@ class JobSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Job.Kind.choices)
     status = serializers.ChoiceField(choices=Job.Status.choices)
     progress_done = serializers.IntegerField()
-    progress_total = serializers.IntegerField(allow_null=True)
+    progress_total = serializers.IntegerField(
+        allow_null=True, help_text="null while the job does not know how much work there is."
+    )
     percent = serializers.IntegerField(allow_null=True)
+    items_per_second = serializers.SerializerMethodField(
+        help_text="Running jobs: progress_done per second since started_at."
+    )
+    eta_seconds = serializers.SerializerMethodField(
+        help_text="Running jobs with a known total: seconds left at that pace."
+    )
     message = serializers.CharField()
     error = serializers.CharField()
     result = serializers.JSONField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
+
+    def _speed(self, job: Job) -> JobSpeed:
+        return job_speed(
+            status=job.status,
+            done=job.progress_done,
+            total=job.progress_total,
+            started_at=job.started_at,
+            now=timezone.now(),
+        )
+
+    @extend_schema_field(OpenApiTypes.FLOAT)
+    def get_items_per_second(self, job: Job) -> float | None:
+        return self._speed(job).items_per_second
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_eta_seconds(self, job: Job) -> int | None:
+        return self._speed(job).eta_seconds
 
 
 class JobDetailApi(ApiView):
