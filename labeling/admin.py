@@ -533,6 +533,8 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj: Job) -> str:
+        if obj.status == Job.Status.PENDING:
+            return "waiting for a worker"
         percent = obj.percent
         if percent is None:
             return f"{obj.progress_done:,}" if obj.progress_done else "—"

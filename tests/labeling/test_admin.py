@@ -132,7 +132,14 @@ def test_item_page_shows_annotations_and_predictions_inline(admin_client, one_of
 
 
 def test_job_list_shows_progress_percent(admin_client, one_of_each):
-    response = admin_client.get(_url(one_of_each["job"], "changelist"))
+    job = one_of_each["job"]
+    assert job.status == Job.Status.PENDING
+    # a job no worker has picked up waits; it is not at 25% of anything yet
+    response = admin_client.get(_url(job, "changelist"))
+    assert "waiting for a worker" in response.content.decode()
+
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING)
+    response = admin_client.get(_url(job, "changelist"))
     assert 'value="25"' in response.content.decode()
 
 
