@@ -29,3 +29,7 @@ PROGRESS_CACHE_SECONDS = 0
 if "CELERY_BROKER_URL" not in _os.environ and not DATABASE_URL.startswith("postgres"):  # noqa: F405
     CELERY_BROKER_URL = "memory://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+
+# End-to-end tests start workers with FLYWHEEL_TEST_EMBED_DELAY to slow the test embedder down.
+if _os.environ.get("FLYWHEEL_TEST_EMBED_DELAY"):
+    CELERY_IMPORTS = ["tests.e2e.slow_embedding"]
