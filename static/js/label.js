@@ -1,13 +1,21 @@
 /* Flywheel labeling page.
  *
- * The page always holds the item on screen plus one prefetched item (POST /next/ with the
+ * The page holds the item on screen plus up to two prefetched items (POST /next/ with the
  * shown ids excluded), so a submit displays the next item at once and only then talks to the
  * server. Requests go out one at a time, in the order the user acted: a prefetch can never
  * overtake the submit before it, and the server sees writes in the user's order.
  *
+ * Keys are never dropped: a key pressed while no item is on screen ("Loading the next item…")
+ * or while an undo is answered waits in `state.pending` and is applied, in order, to the items
+ * as they appear.
+ *
+ * The machine's suggestion is shown above the text with its source in words; its label's
+ * button is marked "suggested" and pre-selected: Enter (or A) submits it (multi-label: the
+ * suggested labels start selected and Enter submits the selection).
+ *
  * Keys: label shortcut = choose (single-label: submits; multi-label: toggles), Enter = submit
- * (multi-label), A = accept the suggestion shown, S = skip, U or Ctrl+Z = undo, G = guidelines,
- * ? = shortcut list.
+ * (single-label: the suggested label; multi-label: the selection), A = accept the suggestion
+ * shown, S = skip, U or Ctrl+Z = undo, G = guidelines, ? = shortcut list.
  */
 (function () {
   "use strict";
@@ -17,6 +25,8 @@
   const root = config.apiRoot;
   const pid = config.projectId;
   const multi = Boolean(config.multiLabel);
+  const BUFFER_DEPTH = 2; // prefetched items beyond the one on screen
+  const MAX_PENDING = 200; // keys waiting for an item (far more than anyone types ahead)
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -27,6 +37,7 @@
     suggestion: $("suggestion"),
     suggestionText: $("suggestion-text"),
     suggestionSource: $("suggestion-source"),
+    suggestionConfidence: $("suggestion-confidence"),
     accept: $("accept-suggestion"),
     buttons: Array.from(document.querySelectorAll("#label-buttons .label-button")),
     submit: $("submit-button"),
@@ -45,8 +56,9 @@
 
   const state = {
     current: null, // payload of /next/ or /retract/: {assignment, item, suggestions}
-    upcoming: [], // items handed back while undoing, shown before the prefetched one
-    buffer: null, // the prefetched payload
+    upcoming: [], // items handed back while undoing, shown before the prefetched ones
+    buffer: [], // the prefetched payloads, oldest first (at most BUFFER_DEPTH)
+    pending: [], // actions from keys pressed while no item could take them, oldest first
     queueEmpty: false, // the last prefetch got 204
     prefetching: false,
     waiting: false, // the user is waiting for an item because the buffer ran dry
@@ -137,27 +149,69 @@
     el.skip.setAttribute("aria-disabled", String(mode !== "ready"));
   }
 
+  function suggestedLabels() {
+    return state.suggested ? state.suggested.labels : [];
+  }
+
   function renderSelection() {
+    const suggested = suggestedLabels();
     for (const button of el.buttons) {
       const value = button.dataset.value;
       if (multi) button.setAttribute("aria-pressed", String(state.selected.has(value)));
       button.classList.toggle("previous", state.previous.includes(value));
+      const isSuggested = suggested.includes(value);
+      button.classList.toggle("suggested", isSuggested);
+      const tag = button.querySelector(".suggested-tag");
+      if (tag) tag.hidden = !isSuggested;
     }
   }
 
   function matchingSuggestion(labels) {
     const chosen = [...labels].sort().join("\u0000");
-    const found = (state.current.suggestions || []).find(
-      (s) => Array.isArray(s.labels) && [...s.labels].sort().join("\u0000") === chosen
-    );
+    const same = (s) => Array.isArray(s.labels) && [...s.labels].sort().join("\u0000") === chosen;
+    if (state.suggested && same(state.suggested)) return state.suggested.id;
+    const found = (state.current.suggestions || []).find(same);
     return found ? found.id : null;
+  }
+
+  const KIND_WORDS = {
+    model: "model",
+    zero_shot: "zero-shot",
+    label_model: "label model",
+    llm: "LLM",
+    lf: "labeling function",
+    import: "imported",
+  };
+
+  /* The suggestion's source in words; the server sends it (`source`), this is the fallback. */
+  function sourceWords(s) {
+    if (s.source) return s.source;
+    const kind = KIND_WORDS[s.source_kind] || s.source_kind;
+    if (s.source_kind === "model") return kind + " v" + s.source_version;
+    if (s.source_kind === "lf" || s.source_kind === "llm") return kind + " " + s.source_id;
+    return kind;
+  }
+
+  function renderSuggestion() {
+    const s = state.suggested;
+    if (!s) {
+      el.suggestion.hidden = true;
+      el.suggestionText.textContent = "";
+      el.suggestionConfidence.textContent = "";
+      el.suggestionSource.textContent = "";
+      return;
+    }
+    el.suggestionText.textContent = s.labels.join(", ");
+    el.suggestionConfidence.textContent =
+      typeof s.confidence === "number" ? Math.round(s.confidence * 100) + "% confident" : "";
+    el.suggestionSource.textContent = "from " + sourceWords(s);
+    el.suggestion.hidden = false;
   }
 
   /* Put an item on screen. `payload.previousLabels` (set by undo) are highlighted. */
   function show(payload) {
     state.current = payload;
     state.previous = payload.previousLabels || [];
-    state.selected = new Set(multi ? state.previous : []);
     const item = payload.item;
     el.text.textContent = item.text; // never innerHTML: item text is untrusted
     el.text.dataset.itemId = String(item.id);
@@ -165,51 +219,54 @@
     el.undoNote.hidden = state.previous.length === 0;
     const suggestions = (payload.suggestions || []).filter((s) => s.labels && s.labels.length);
     state.suggested = suggestions.length ? suggestions[0] : null;
-    if (state.suggested) {
-      const s = state.suggested;
-      const confidence =
-        typeof s.confidence === "number" ? " (" + Math.round(s.confidence * 100) + "%)" : "";
-      const kinds = {
-        model: "model",
-        label_model: "label model",
-        llm: "LLM",
-        lf: "labeling function",
-        import: "import",
-      };
-      const source = (kinds[s.source_kind] || s.source_kind) + " " + s.source_id + " v" + s.source_version;
-      el.suggestionText.textContent = s.labels.join(", ") + confidence;
-      el.suggestionSource.textContent = "Suggestion from " + source + ": ";
-      el.suggestion.hidden = false;
-    } else {
-      el.suggestion.hidden = true;
-      el.suggestionText.textContent = "";
-      el.suggestionSource.textContent = "";
-    }
+    // Multi-label: the undone answer, else the suggested labels, start selected.
+    const preselected = state.previous.length ? state.previous : suggestedLabels();
+    state.selected = new Set(multi ? preselected : []);
+    renderSuggestion();
     renderSelection();
     setMode("ready");
+    renderPending();
+    // A long item scrolled the page down: the next one starts at its top.
+    if (el.workspace.getBoundingClientRect().top < 0) el.workspace.scrollIntoView({ block: "start" });
     startTimer();
+    scheduleDrain();
   }
 
-  // Exposed for tests and styling: "1" when the next item is already here, "empty" at the end.
-  function setBuffer(payload) {
-    state.buffer = payload;
-    el.workspace.dataset.buffered = payload ? "1" : state.queueEmpty ? "empty" : "0";
+  // Exposed for tests and styling: "1" when a next item is already here, "empty" at the end;
+  // data-buffer-count says how many.
+  function renderBuffer() {
+    el.workspace.dataset.buffered = state.buffer.length ? "1" : state.queueEmpty ? "empty" : "0";
+    el.workspace.dataset.bufferCount = String(state.buffer.length);
   }
 
   function heldIds() {
     const ids = new Set(state.inFlight);
     if (state.current) ids.add(state.current.item.id);
     for (const p of state.upcoming) ids.add(p.item.id);
-    if (state.buffer) ids.add(state.buffer.item.id);
+    for (const p of state.buffer) ids.add(p.item.id);
     return [...ids];
+  }
+
+  function showLoading() {
+    el.text.textContent = "Loading the next item…";
+    delete el.text.dataset.itemId;
+    el.meta.textContent = "";
+    el.undoNote.hidden = true;
+    state.suggested = null;
+    renderSuggestion();
+    renderSelection();
+    setMode("loading");
+    renderPending();
   }
 
   function advance() {
     state.current = null;
-    while (state.upcoming.length || state.buffer) {
-      const next = state.upcoming.length ? state.upcoming.shift() : state.buffer;
-      if (next === state.buffer) setBuffer(null);
-      const duplicate = state.upcoming.some((p) => p.item.id === next.item.id);
+    while (state.upcoming.length || state.buffer.length) {
+      const next = state.upcoming.length ? state.upcoming.shift() : state.buffer.shift();
+      renderBuffer();
+      const duplicate =
+        state.upcoming.some((p) => p.item.id === next.item.id) ||
+        state.buffer.some((p) => p.item.id === next.item.id);
       if (!duplicate) {
         show(next);
         prefetch();
@@ -221,35 +278,31 @@
       delete el.text.dataset.itemId;
       el.meta.textContent = "";
       el.undoNote.hidden = true;
-      el.suggestion.hidden = true;
+      state.suggested = null;
+      renderSuggestion();
       setMode("done");
+      dropPendingAtEnd();
       return;
     }
     state.waiting = true;
-    el.text.textContent = "Loading the next item…";
-    delete el.text.dataset.itemId;
-    el.meta.textContent = "";
-    el.undoNote.hidden = true;
-    el.suggestion.hidden = true;
-    setMode("loading");
+    showLoading();
     prefetch();
   }
 
   function prefetch() {
-    if (state.buffer || state.prefetching || state.queueEmpty) return;
+    if (state.buffer.length >= BUFFER_DEPTH || state.prefetching || state.queueEmpty) return;
     state.prefetching = true;
     enqueue(() => call("POST", "projects/" + pid + "/next/", { exclude: heldIds() })).then(
       (res) => {
         state.prefetching = false;
         state.prefetchFailures = 0;
-        if (res.status === 204 || !res.data || !res.data.item) {
-          state.queueEmpty = true;
-          setBuffer(null);
-        } else setBuffer(res.data);
+        if (res.status === 204 || !res.data || !res.data.item) state.queueEmpty = true;
+        else state.buffer.push(res.data);
+        renderBuffer();
         if (state.waiting) {
           state.waiting = false;
-          advance();
-        }
+          advance(); // shows it and prefetches the one after
+        } else prefetch(); // fill the buffer up to BUFFER_DEPTH
       },
       (err) => {
         state.prefetching = false;
@@ -260,6 +313,80 @@
         }
       }
     );
+  }
+
+  // ---- keys that wait for an item -----------------------------------------------------------
+  function renderPending() {
+    const n = state.pending.length;
+    el.workspace.dataset.pending = String(n);
+    if (!state.current && el.workspace.dataset.state === "loading") {
+      el.text.textContent =
+        "Loading the next item…" + (n ? " (" + n + (n === 1 ? " key" : " keys") + " waiting)" : "");
+    }
+  }
+
+  /* Do `action` now if an item can take it, else keep it for the next item shown. */
+  function act(action) {
+    const busy = state.pending.length > 0 || state.undoing;
+    if (!busy && (state.current || action.type === "undo")) {
+      perform(action);
+      return;
+    }
+    if (el.workspace.dataset.state === "done" && !busy) {
+      say("Nothing left to label.");
+      return;
+    }
+    if (state.pending.length >= MAX_PENDING) {
+      say("Too many keys are waiting for the next item; this one was not kept.", "error");
+      return;
+    }
+    state.pending.push(action);
+    renderPending();
+    if (state.current && !state.undoing) scheduleDrain();
+  }
+
+  function perform(action) {
+    switch (action.type) {
+      case "choose":
+        return choose(action.value);
+      case "enter":
+        return enter();
+      case "accept":
+        return acceptSuggestion();
+      case "skip":
+        return skip();
+      case "undo":
+        return undo();
+      default:
+    }
+  }
+
+  let drainScheduled = false;
+  function scheduleDrain() {
+    if (drainScheduled || !state.pending.length) return;
+    drainScheduled = true;
+    queueMicrotask(drain);
+  }
+
+  /* Apply waiting keys, oldest first, while an item is on screen to take them. */
+  function drain() {
+    drainScheduled = false;
+    while (state.pending.length && !state.undoing) {
+      const action = state.pending[0];
+      if (!state.current && action.type !== "undo") break;
+      state.pending.shift();
+      perform(action);
+    }
+    renderPending();
+  }
+
+  function dropPendingAtEnd() {
+    const n = state.pending.filter((a) => a.type !== "undo").length;
+    if (!n || state.undoing) return;
+    state.pending = state.pending.filter((a) => a.type === "undo");
+    say(n + (n === 1 ? " key was" : " keys were") + " not used: nothing is left to label.");
+    renderPending();
+    scheduleDrain();
   }
 
   // ---- actions ------------------------------------------------------------------------------
@@ -317,14 +444,7 @@
   }
 
   function choose(value) {
-    if (!state.current) {
-      say(
-        el.workspace.dataset.state === "done"
-          ? "Nothing left to label."
-          : "The next item is still loading."
-      );
-      return;
-    }
+    if (!state.current) return;
     if (!multi) {
       submit([value]);
       return;
@@ -340,9 +460,19 @@
     submit(order.filter((v) => state.selected.has(v)));
   }
 
+  /* Enter: multi-label submits the selection (the suggested labels unless changed);
+   * single-label takes the pre-selected suggestion. */
+  function enter() {
+    if (!state.current) return;
+    if (multi) submitSelected();
+    else if (state.suggested) acceptSuggestion();
+    else say("There is no suggestion to take with Enter: press a label's key.");
+  }
+
   /* Submit the shown suggestion's labels as this annotator's answer (recorded with its id). */
   function acceptSuggestion() {
-    if (!state.current || !state.suggested) {
+    if (!state.current) return;
+    if (!state.suggested) {
       say("There is no suggestion to accept.");
       return;
     }
@@ -362,6 +492,7 @@
     advance();
   }
 
+  let undoSerial = 0;
   function undo() {
     if (state.undoing) return;
     const entry = state.history.pop();
@@ -370,6 +501,7 @@
       return;
     }
     state.undoing = true;
+    const serial = ++undoSerial;
     say("Undoing…");
     enqueue(async () => {
       if (entry.saved) await entry.saved; // rejects if the submit failed: nothing to undo
@@ -379,11 +511,12 @@
         (res) => {
           if (state.current) state.upcoming.unshift(state.current);
           state.waiting = false;
-          show({ ...res.data, previousLabels: entry.labels });
+          state.undoing = false; // before show(), which applies keys pressed meanwhile
           say(
             "Undone. Item " + res.data.item.external_id + " is shown again; your previous label “" +
               entry.labels.join(", ") + "” is highlighted."
           );
+          show({ ...res.data, previousLabels: entry.labels });
           refreshProgress();
         },
         (err) => {
@@ -394,7 +527,11 @@
           } else say("Could not undo: " + F.errorText(err), "error");
         }
       )
-      .finally(() => (state.undoing = false));
+      .finally(() => {
+        // A waiting U may have started the next undo already (from show() above).
+        if (serial === undoSerial) state.undoing = false;
+        if (!state.undoing) scheduleDrain();
+      });
   }
 
   function toggleGuidelines() {
@@ -426,35 +563,36 @@
     const key = event.key;
     if ((event.ctrlKey || event.metaKey) && !event.shiftKey && !event.altKey && key.toLowerCase() === "z") {
       event.preventDefault();
-      if (!event.repeat) undo();
+      if (!event.repeat) act({ type: "undo" });
       return;
     }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const lower = key.length === 1 ? key.toLowerCase() : key;
     if (byKey.has(lower)) {
       event.preventDefault();
-      if (!event.repeat) choose(byKey.get(lower));
+      if (!event.repeat) act({ type: "choose", value: byKey.get(lower) });
       return;
     }
     const onButton = event.target instanceof HTMLButtonElement || event.target instanceof HTMLAnchorElement;
     switch (lower) {
       case "Enter":
-        if (!multi) return;
-        if (onButton && !event.target.classList.contains("label-button")) return; // activate it
+        // Enter on another control (Skip, a link…) activates it; on a label button or the
+        // page it submits the pre-selected answer.
+        if (onButton && !event.target.classList.contains("label-button")) return;
         event.preventDefault();
-        if (!event.repeat) submitSelected();
+        if (!event.repeat) act({ type: "enter" });
         return;
       case "a":
         event.preventDefault();
-        if (!event.repeat) acceptSuggestion();
+        if (!event.repeat) act({ type: "accept" });
         return;
       case "s":
         event.preventDefault();
-        if (!event.repeat) skip();
+        if (!event.repeat) act({ type: "skip" });
         return;
       case "u":
         event.preventDefault();
-        if (!event.repeat) undo();
+        if (!event.repeat) act({ type: "undo" });
         return;
       case "g":
         event.preventDefault();
@@ -471,21 +609,27 @@
   // ---- buttons ------------------------------------------------------------------------------
   for (const button of el.buttons) {
     button.addEventListener("click", () => {
-      if (button.getAttribute("aria-disabled") === "true") return;
+      if (button.getAttribute("aria-disabled") === "true") {
+        say(
+          el.workspace.dataset.state === "done" ? "Nothing left to label." : "The next item is still loading."
+        );
+        return;
+      }
       choose(button.dataset.value);
     });
   }
   if (el.submit) el.submit.addEventListener("click", submitSelected);
   el.skip.addEventListener("click", skip);
   el.accept.addEventListener("click", acceptSuggestion);
-  el.undo.addEventListener("click", undo);
+  el.undo.addEventListener("click", () => act({ type: "undo" }));
   el.help.addEventListener("click", openHelp);
   el.checkAgain.addEventListener("click", () => {
     state.queueEmpty = false;
-    setBuffer(null);
+    renderBuffer();
     say("Looking for more items…");
     advance();
   });
 
+  renderBuffer();
   advance();
 })();
