@@ -39,7 +39,6 @@ from models_app.ml.gate import paired_bootstrap, promotion_decision
 from models_app.ml.training import (
     classifier_fit,
     classifier_make,
-    evaluate,
     evaluate_proba,
     holdout_assign,
     predicted_labels,
@@ -369,11 +368,9 @@ def model_artifact_load(*, version: ModelVersion):
     return _artifact_bundle(version=version)["model"]
 
 
-def _vectors_by_hash(
-    *, item_ids: list[int], model_name: str, required: bool = True
-) -> np.ndarray | None:
-    """Vectors of items under another embedding model (the active version's), by text. None
-    (or an error if `required`) when some are not stored under that model."""
+def _vectors_by_hash(*, item_ids: list[int], model_name: str) -> np.ndarray | None:
+    """Vectors of items under another embedding model (the active version's), by text; None
+    when some are not stored under that model."""
     hashes = dict(Item.objects.filter(pk__in=item_ids).values_list("id", "content_hash"))
     stored = dict(
         Embedding.objects.filter(
@@ -381,34 +378,14 @@ def _vectors_by_hash(
         ).values_list("content_hash", "vector")
     )
     if len(stored) < len(set(hashes.values())):
-        if not required:
-            return None
-        raise ApplicationError("The active model's vectors for the held-out set are gone.")
+        return None
     return np.stack([np.frombuffer(bytes(stored[hashes[i]]), dtype="<f4") for i in item_ids])
 
 
 def _active_vectors(*, active: ModelVersion, item_ids, vectors, model_name) -> np.ndarray | None:
     if active.embedding_model == model_name:
         return vectors.vectors(item_ids)
-    return _vectors_by_hash(item_ids=item_ids, model_name=active.embedding_model, required=False)
-
-
-def _evaluate_active(*, active: ModelVersion, holdout, vectors, model_name) -> dict | None:
-    """The active model's own metrics on the held-out items (as stored, no re-fit)."""
-    if not holdout:
-        return None
-    ids = [i for i, _ in holdout]
-    X = (
-        vectors.vectors(ids)
-        if active.embedding_model == model_name
-        else _vectors_by_hash(item_ids=ids, model_name=active.embedding_model)
-    )
-    return evaluate(
-        model=model_artifact_load(version=active),
-        X=X,
-        y=[y for _, y in holdout],
-        classes=active.classes,
-    )
+    return _vectors_by_hash(item_ids=item_ids, model_name=active.embedding_model)
 
 
 @dataclass(frozen=True)

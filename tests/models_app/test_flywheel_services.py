@@ -402,3 +402,22 @@ def test_past_the_threshold_the_fixed_held_out_set_is_used(
     assert v3.metrics["comparison"]["refit"] is False
     assert v3.metrics["comparison"]["version"] == 2
     assert "on the same 33 held-out items;" in v3.reason
+
+
+def test_an_active_version_whose_vectors_are_gone_is_re_fit_on_the_current_embedding(
+    no_broker, django_capture_on_commit_callbacks
+):
+    # Given v1 recorded under an embedding model whose vectors are no longer stored (renamed)
+    project = topic_project(per_topic=30)
+    items = list(Item.objects.filter(project=project).order_by("id"))
+    label_items(items[:45])
+    _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    ModelVersion.objects.filter(project=project, number=1).update(embedding_model="gone-model")
+    # When v2 trains
+    label_items(items[45:60])
+    job = _train_once(project, no_broker, django_capture_on_commit_callbacks)
+    # Then the training succeeds and v1's recipe was compared on the current embedding
+    v2 = ModelVersion.objects.get(project=project, number=2)
+    assert job.result["promoted"] is True
+    assert v2.metrics["comparison"]["own_embedding"] is False
+    assert v2.metrics["comparison"]["n"] == 60
