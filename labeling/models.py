@@ -44,6 +44,7 @@ class Project(TimeStamped):
         help_text="Share of the items served to an annotator that are gold (honeypot) items "
         "they have not answered yet. 0 = never.",
     )
+
     class QueueOrder(models.TextChoices):
         RANDOM = "random", "Random (seeded)"
         FILE = "file", "File order"

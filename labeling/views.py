@@ -100,6 +100,7 @@ def label(request: HttpRequest, project_id: int) -> HttpResponse:
         "multiLabel": project.multi_label,
         "labels": _labels(project),
         "apiRoot": _api_root(),
+        "showExternalId": project.show_external_id,
         # Oldest first: the page pops from the end to undo the latest.
         "history": [
             {"annotationId": a.pk, "itemId": a.item_id, "labels": a.labels}

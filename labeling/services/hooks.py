@@ -1,6 +1,6 @@
 """Explicit extension points of the labeling core, called by its services after a change.
 
-The core calls these two functions; each downstream app adds its one line here (no signals, so
+The core calls these functions; each downstream app adds its one line here (no signals, so
 a reader sees every consequence of a label in one place). They are called after the change was
 written and must only schedule work for after the commit (``transaction.on_commit`` or
 ``task.delay_on_commit``), never write or do slow work inline: on PostgreSQL a submit is one
@@ -45,3 +45,13 @@ def after_final_labels_changed(*, project: Project, item_ids: Sequence[int]) -> 
 def after_items_imported(*, project: Project, job_id: int) -> None:
     """An import job finished and committed its items (called in its last transaction)."""
     embeddings_schedule(project=project)
+
+
+def after_label_set_changed(*, project: Project) -> None:
+    """A label's description changed (the label-set version was bumped): while no model is
+    active, re-rank so the zero-shot suggestions are computed from the new descriptions."""
+    from active_learning.services.ranking import ranking_schedule
+    from models_app.models import ModelVersion
+
+    if not ModelVersion.objects.filter(project=project, status="active").exists():
+        ranking_schedule(project=project, reason="label descriptions changed")

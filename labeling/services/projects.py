@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from labeling.errors import ApplicationError, ConflictError
 from labeling.models import Label, Membership, Project
@@ -110,6 +111,9 @@ _SETTINGS_FIELDS = (
     "overlap_fraction",
     "gold_rate",
     "lease_seconds",
+    "queue_order",
+    "show_external_id",
+    "label_descriptions",
 )
 
 
@@ -125,6 +129,12 @@ def project_settings_update(*, project: Project, confirm: bool = False, **change
     if unknown:
         raise ApplicationError(
             f"Unknown setting(s): {', '.join(sorted(unknown))}.", {"field": sorted(unknown)[0]}
+        )
+    descriptions = changes.pop("label_descriptions", None)
+    if "queue_order" in changes and changes["queue_order"] not in Project.QueueOrder.values:
+        raise ApplicationError(
+            f"queue_order must be one of {', '.join(Project.QueueOrder.values)}.",
+            {"field": "queue_order"},
         )
     checks = {
         "annotations_per_item": lambda v: int(v) >= 1,
@@ -162,4 +172,34 @@ def project_settings_update(*, project: Project, confirm: bool = False, **change
         project.save(update_fields=[*changed, "updated_at"])
     if {"annotations_per_item", "overlap_fraction"} & set(changed):
         project_overlap_apply(project=project)
+    if descriptions is not None:
+        label_descriptions_update(project=project, descriptions=descriptions)
     return project
+
+
+@transaction.atomic
+def label_descriptions_update(*, project: Project, descriptions: dict[str, str]) -> int:
+    """Set the one-line description of some labels. A change bumps the project's label-set
+    version (the lineage of zero-shot suggestions) and, while no model ranks the queue,
+    recomputes the zero-shot suggestions (a ranking job). Returns how many labels changed."""
+    labels = {label.value: label for label in project.labels.all()}
+    unknown = sorted(set(descriptions) - set(labels))
+    if unknown:
+        raise ApplicationError(
+            f"Unknown label(s): {', '.join(unknown)}.", {"field": "label_descriptions"}
+        )
+    changed = []
+    for value, description in descriptions.items():
+        description = " ".join(str(description).split())[:300]
+        if labels[value].description != description:
+            labels[value].description = description
+            changed.append(labels[value])
+    if not changed:
+        return 0
+    Label.objects.bulk_update(changed, ["description"])
+    Project.objects.filter(pk=project.pk).update(label_set_version=F("label_set_version") + 1)
+    project.refresh_from_db(fields=["label_set_version"])
+    from labeling.services.hooks import after_label_set_changed
+
+    after_label_set_changed(project=project)
+    return len(changed)

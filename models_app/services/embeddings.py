@@ -270,7 +270,9 @@ def _maybe_rank_early(job: Job, chunk: EmbeddingChunk) -> None:
         from active_learning.services.ranking import ranking_schedule
 
         with transaction.atomic():
-            ranking_schedule(project=job.project, reason=f"embedded {done} chunks")
+            ranking_schedule(
+                project=job.project, reason=f"embedded {done} chunk{'' if done == 1 else 's'}"
+            )
 
 
 def _finish(job: Job, model_name: str) -> bool:

@@ -79,6 +79,20 @@
     spentMs: 0,
   };
 
+  // ---- naming items -------------------------------------------------------------------------
+  // External ids often carry the answer (a folder, a class prefix): they are shown only when
+  // the project's manager switched that on; otherwise items are numbered in this session.
+  const shownNumbers = new Map();
+  function itemName(item, capital) {
+    let name;
+    if (config.showExternalId) name = "item " + item.external_id;
+    else {
+      if (!shownNumbers.has(item.id)) shownNumbers.set(item.id, shownNumbers.size + 1);
+      name = "item " + shownNumbers.get(item.id) + " of this session";
+    }
+    return capital ? name.charAt(0).toUpperCase() + name.slice(1) : name;
+  }
+
   // ---- requests, one at a time --------------------------------------------------------------
   let chain = Promise.resolve();
   function enqueue(task) {
@@ -215,7 +229,7 @@
     const item = payload.item;
     el.text.textContent = item.text; // never innerHTML: item text is untrusted
     el.text.dataset.itemId = String(item.id);
-    el.meta.textContent = "Item " + item.external_id;
+    el.meta.textContent = itemName(item, true);
     el.undoNote.hidden = state.previous.length === 0;
     const suggestions = (payload.suggestions || []).filter((s) => s.labels && s.labels.length);
     state.suggested = suggestions.length ? suggestions[0] : null;
@@ -409,7 +423,7 @@
     ).then(
       (res) => {
         entry.annotationId = res.data.id;
-        say("Saved “" + labels.join(", ") + "” for item " + item.external_id + ".");
+        say("Saved “" + labels.join(", ") + "” for " + itemName(item) + ".");
         return res.data;
       },
       (err) => {
@@ -417,18 +431,18 @@
         if (index >= 0) state.history.splice(index, 1);
         if (err.status === 409) {
           say(
-            "Item " + item.external_id + " was not saved: " + F.errorText(err) + " Moving on.",
+            itemName(item, true) + " was not saved: " + F.errorText(err) + " Moving on.",
             "error"
           );
         } else if (err.status === 0 || err.status >= 500) {
           say(
-            "Item " + item.external_id + " was not saved (" + F.errorText(err) + "). It comes back next.",
+            itemName(item, true) + " was not saved (" + F.errorText(err) + "). It comes back next.",
             "error"
           );
           state.upcoming.push({ item: item, suggestions: [] });
           if (!state.current && !state.waiting) advance();
         } else {
-          say("Item " + item.external_id + " was not saved: " + F.errorText(err), "error");
+          say(itemName(item, true) + " was not saved: " + F.errorText(err), "error");
         }
         throw err;
       }
@@ -485,8 +499,8 @@
     state.inFlight.add(item.id);
     enqueue(() => call("POST", "projects/" + pid + "/items/" + item.id + "/skip/"))
       .then(
-        () => say("Skipped item " + item.external_id + "."),
-        (err) => say("Could not skip item " + item.external_id + ": " + F.errorText(err), "error")
+        () => say("Skipped " + itemName(item) + "."),
+        (err) => say("Could not skip " + itemName(item) + ": " + F.errorText(err), "error")
       )
       .finally(() => state.inFlight.delete(item.id));
     advance();
@@ -513,7 +527,7 @@
           state.waiting = false;
           state.undoing = false; // before show(), which applies keys pressed meanwhile
           say(
-            "Undone. Item " + res.data.item.external_id + " is shown again; your previous label “" +
+            "Undone. " + itemName(res.data.item, true) + " is shown again; your previous label “" +
               entry.labels.join(", ") + "” is highlighted."
           );
           show({ ...res.data, previousLabels: entry.labels });

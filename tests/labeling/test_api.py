@@ -828,3 +828,64 @@ def test_annotation_loop_payloads_match_their_documented_serializers(project, an
         "created_at": AnnotationSerializer(stored).data["created_at"],
         "updated_at": AnnotationSerializer(stored).data["updated_at"],
     }
+
+
+# ---- label descriptions, queue order, external ids -------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_manager_sets_label_descriptions_which_bump_the_label_set_version(
+    django_capture_on_commit_callbacks,
+):
+    project = ProjectFactory(labels=["sport", "tech"])
+    manager = UserFactory()
+    MembershipFactory(project=project, user=manager, role=Membership.Role.MANAGER)
+    client = APIClient()
+    client.force_authenticate(manager)
+
+    with django_capture_on_commit_callbacks():
+        response = client.patch(
+            f"/api/projects/{project.pk}/",
+            {"label_descriptions": {"sport": "matches,   athletes"}, "show_external_id": True},
+            format="json",
+        )
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["label_set_version"] == 2
+    assert body["show_external_id"] is True
+    assert {lab["value"]: lab["description"] for lab in body["labels"]} == {
+        "sport": "matches, athletes",
+        "tech": "",
+    }
+    # the zero-shot suggestions are recomputed from the new descriptions
+    assert Job.objects.filter(project=project, kind=Job.Kind.RANK).exists()
+
+    # an unknown label is refused naming the field, and nothing is written
+    response = client.patch(
+        f"/api/projects/{project.pk}/",
+        {"label_descriptions": {"sport": "x", "nope": "y"}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "label_descriptions" in response.content.decode()
+    project.refresh_from_db()
+    assert project.label_set_version == 2
+    assert project.labels.get(value="sport").description == "matches, athletes"
+
+
+@pytest.mark.django_db
+def test_an_annotator_cannot_change_label_descriptions_or_the_queue_order():
+    project = ProjectFactory(labels=["sport", "tech"])
+    annotator = UserFactory()
+    MembershipFactory(project=project, user=annotator)
+    client = APIClient()
+    client.force_authenticate(annotator)
+    response = client.patch(
+        f"/api/projects/{project.pk}/",
+        {"label_descriptions": {"sport": "x"}, "queue_order": "file"},
+        format="json",
+    )
+    assert response.status_code == 403
+    project.refresh_from_db()
+    assert (project.label_set_version, project.queue_order) == (1, "random")

@@ -43,6 +43,7 @@ class ProjectListApi(ApiView):
             value = serializers.CharField()
             color = serializers.CharField()
             shortcut = serializers.CharField()
+            description = serializers.CharField(help_text="One line: what the label means.")
             order = serializers.IntegerField()
 
         id = serializers.IntegerField()
@@ -79,6 +80,15 @@ class ProjectDetailApi(ApiView):
             help_text="Share of items that get k annotators; the others get one."
         )
         gold_rate = serializers.FloatField(help_text="Share of served items that are gold.")
+        queue_order = serializers.ChoiceField(
+            choices=Project.QueueOrder.choices, help_text="New items' order before any ranking."
+        )
+        show_external_id = serializers.BooleanField(
+            help_text="Annotators see each item's external id on the labeling page."
+        )
+        label_set_version = serializers.IntegerField(
+            help_text="Bumped when a label's description changes (zero-shot lineage)."
+        )
         created_at = serializers.DateTimeField()
 
         def get_guidelines_html(self, project: Project) -> str:
@@ -105,6 +115,14 @@ class ProjectDetailApi(ApiView):
         overlap_fraction = serializers.FloatField(required=False, min_value=0, max_value=1)
         gold_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
         lease_seconds = serializers.IntegerField(required=False, min_value=1, max_value=86_400)
+        queue_order = serializers.ChoiceField(choices=Project.QueueOrder.choices, required=False)
+        show_external_id = serializers.BooleanField(required=False)
+        label_descriptions = serializers.DictField(
+            child=serializers.CharField(allow_blank=True, max_length=300),
+            required=False,
+            help_text='One line per label, e.g. {"sport": "matches, athletes, clubs"}; used by '
+            "the zero-shot suggestions, which are recomputed.",
+        )
         confirm = serializers.BooleanField(
             required=False,
             default=False,
