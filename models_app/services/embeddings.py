@@ -310,10 +310,16 @@ def _finish(job: Job, model_name: str) -> bool:
     return True
 
 
-def embeddings_run(*, job_id: int) -> Job | None:
+def embeddings_run(*, job_id: int, requeue: bool = True) -> Job | None:
     """One lane of embedding job `job_id`: plan it if needed (and queue the other lanes),
-    embed one chunk, then queue this lane again or finish the job."""
+    embed one chunk, then queue this lane again or finish the job. With ``requeue=False``
+    nothing is queued (see `embeddings_run_to_end`)."""
     from models_app.tasks import embed_task_enqueue
+
+    if not requeue:
+
+        def embed_task_enqueue(*, job_id: int) -> None:
+            return None
 
     job = job_start(job_id=job_id)
     if job is None:
@@ -339,6 +345,15 @@ def embeddings_run(*, job_id: int) -> Job | None:
     _finish(job, model_name)
     job.refresh_from_db()
     return job
+
+
+def embeddings_run_to_end(*, job_id: int) -> Job:
+    """Run embedding job `job_id` in this process, chunk after chunk, until it is finished (a
+    benchmark or a command that wants the vectors now; workers run lanes instead)."""
+    while True:
+        job = embeddings_run(job_id=job_id, requeue=False)
+        if job is None or job.is_finished:
+            return Job.objects.get(pk=job_id)
 
 
 def embedding_jobs_resume_stale() -> list[int]:

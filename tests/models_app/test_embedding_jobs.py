@@ -164,3 +164,19 @@ def test_a_running_job_is_not_resumed_while_its_workers_report(
         job = embeddings_schedule(project=project)
     Job.objects.filter(pk=job.pk).update(status="running", heartbeat_at=timezone.now())
     assert embedding_jobs_resume_stale() == []
+
+
+def test_run_to_end_embeds_every_chunk_in_this_process_and_queues_nothing(
+    no_broker, django_capture_on_commit_callbacks, small_chunks
+):
+    project = topic_project(per_topic=10)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = embeddings_schedule(project=project)
+    no_broker.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job = service.embeddings_run_to_end(job_id=job.pk)
+
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert Embedding.objects.count() == 30
+    assert [name for name, _ in no_broker if name == "embed_task_enqueue"] == []
