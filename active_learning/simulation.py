@@ -34,7 +34,7 @@ class Variant:
     name: str
     strategy: str
     diverse: bool = False
-    cold_start: str = "kmeans"  # or "random"
+    cold_start: str = "kmeans"  # or "random", or "zero_shot" (needs label vectors)
 
 
 VARIANTS = {
@@ -44,6 +44,12 @@ VARIANTS = {
     "entropy": Variant("entropy", "entropy"),
     "margin_diverse": Variant("margin_diverse", "margin", diverse=True),
     "margin_random_start": Variant("margin_random_start", "margin", cold_start="random"),
+    # The live default's cold start: zero-shot suggestions from the label set rank the queue
+    # (uncertainty mixed with representativeness, round robin over the zero-shot classes).
+    "zero_shot_margin": Variant("zero_shot_margin", "margin", cold_start="zero_shot"),
+    "zero_shot_least_confidence": Variant(
+        "zero_shot_least_confidence", "least_confidence", cold_start="zero_shot"
+    ),
 }
 
 
@@ -138,8 +144,10 @@ def run_one(
     classifier: str = "logistic_regression",
     test_size: float = 0.2,
     clusters: int = 20,
+    label_vectors: np.ndarray | None = None,
 ) -> dict:
-    """One simulated run. Returns the full-data macro-F1 and the learning curve."""
+    """One simulated run. Returns the full-data macro-F1 and the learning curve (and, with a
+    zero-shot cold start, the zero-shot accuracy on the test set before any label)."""
     classes = sorted(set(y.tolist()))
     pool_idx, test_idx = train_test_split(
         np.arange(len(y)), test_size=test_size, stratify=y, random_state=seed
@@ -159,12 +167,39 @@ def run_one(
     # served from the top until the model is usable.
     representative = (
         representative_priorities(vectors=Xp, n_clusters=clusters, seed=seed)
-        if variant.cold_start == "kmeans"
+        if variant.cold_start in ("kmeans", "zero_shot")
         else None
     )
 
+    zero_shot_accuracy = None
+    if variant.cold_start == "zero_shot":
+        if label_vectors is None:
+            raise ValueError("a zero-shot cold start needs the label vectors")
+        from active_learning.strategies import zero_shot_cold_start
+        from models_app.ml.zero_shot import zero_shot_fit
+
+        index = {c: k for k, c in enumerate(classes)}
+        y_index = np.asarray([index[v] for v in yp])
+        zs = zero_shot_fit(pool=Xp, label_vectors=label_vectors)
+        zero_shot_accuracy = float(
+            (np.asarray(classes)[zs.predict_proba(Xt).argmax(axis=1)] == yt).mean()
+        )
+
     def cold_pick(n: int) -> None:
-        if representative is None:
+        if variant.cold_start == "zero_shot":
+            # as the live cold-start ranking: refit on the pool with the labels given so far
+            known = np.flatnonzero(labelled)
+            fitted = zero_shot_fit(
+                pool=Xp[~labelled],
+                label_vectors=label_vectors,
+                known=Xp[known] if len(known) else None,
+                known_labels=y_index[known] if len(known) else None,
+            )
+            pri = zero_shot_cold_start(
+                representative=representative, proba=fitted.predict_proba(Xp)
+            )
+            take(pri, n)
+        elif representative is None:
             take(rng.random(len(yp)), n)
         else:
             take(representative, n)
@@ -204,7 +239,7 @@ def run_one(
             seed=seed + n,
         )
         take(pri, step)
-    return {"full_f1": full_f1, "curve": curve}
+    return {"full_f1": full_f1, "curve": curve, "zero_shot_accuracy": zero_shot_accuracy}
 
 
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
@@ -258,12 +293,20 @@ def simulate(
     min_labels: int = 10,
     min_per_class: int = 2,
     clusters: int = 20,
+    label_descriptions: dict[str, str] | None = None,
     log=print,
 ) -> dict:
     started = time.perf_counter()
     X = embed_cached(texts, model_name=model_name, cache_dir=cache_dir)
     log(f"embedded {len(texts)} texts in {time.perf_counter() - started:.1f} s (cached after)")
     y = np.asarray(labels)
+    label_vectors = None
+    if any(VARIANTS[name].cold_start == "zero_shot" for name in variants):
+        from models_app.ml.zero_shot import label_prompts
+
+        classes = sorted(set(labels))
+        prompts = label_prompts([(c, (label_descriptions or {}).get(c, "")) for c in classes])
+        label_vectors = embedder_load(model_name).encode(prompts)
     rows, summary = [], {}
     for name in variants:
         variant = VARIANTS[name]
@@ -281,6 +324,7 @@ def simulate(
                 min_labels=min_labels,
                 min_per_class=min_per_class,
                 clusters=clusters,
+                label_vectors=label_vectors,
             )
             runs.append(result)
             for n, f1 in result["curve"]:
@@ -304,6 +348,11 @@ def simulate(
             "labels_95_per_seed": per_seed_95,
             "labels_95_median": _median_or_none(per_seed_95),
             "aulc": area_under_curve(mean_curve),
+            "zero_shot_accuracy": (
+                None
+                if runs[0]["zero_shot_accuracy"] is None
+                else float(np.mean([r["zero_shot_accuracy"] for r in runs]))
+            ),
             "final_macro_f1": mean_curve[-1][1],
             "curve": mean_curve,
         }
@@ -345,15 +394,17 @@ def _plot(summary: dict, path: Path, *, budget: int) -> None:
 def summary_table(summary: dict) -> str:
     lines = [
         "| strategy | labels to 90% | labels to 95% | 95% per seed (median) | AULC "
-        "| final macro-F1 | full-data macro-F1 |",
-        "|---|---|---|---|---|---|---|",
+        "| final macro-F1 | full-data macro-F1 | zero-shot accuracy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summary.items():
         per_seed = "/".join(str(v) if v is not None else "-" for v in s["labels_95_per_seed"])
         lines.append(
             f"| {name} | {s['labels_90'] or 'not reached'} | {s['labels_95'] or 'not reached'} | "
             f"{per_seed} ({s['labels_95_median'] or 'not reached'}) | "
-            f"{s['aulc']:.4f} | {s['final_macro_f1']:.4f} | {s['full_data_macro_f1']:.4f} |"
+            f"{s['aulc']:.4f} | {s['final_macro_f1']:.4f} | {s['full_data_macro_f1']:.4f} | "
+            + ("-" if s.get("zero_shot_accuracy") is None else f"{s['zero_shot_accuracy']:.4f}")
+            + " |"
         )
     return "\n".join(lines)
 
@@ -381,6 +432,12 @@ def add_arguments(parser) -> None:
         "--clusters", type=int, default=20, help="k-means k of the cold start (cold_start_clusters)"
     )
     parser.add_argument("--model", default="", help="embedding model (default: as configured)")
+    parser.add_argument(
+        "--label-descriptions",
+        default="",
+        help="JSON file {label: one-line description} for the zero-shot strategies (built in "
+        "for --data bbc: the demo's descriptions)",
+    )
     parser.add_argument("--cache-dir", default="var/sim-cache")
     parser.add_argument("--out", default="var/simulation")
 
@@ -400,6 +457,13 @@ def simulate_main(options: dict, *, default_model: str, log=print) -> dict:
     if unknown:
         raise SystemExit(f"unknown strategies {unknown}; choose from {sorted(VARIANTS)}")
     log(f"{len(texts)} distinct texts, {len(set(labels))} classes; strategies {variants}")
+    descriptions = None
+    if options.get("label_descriptions"):
+        descriptions = json.loads(Path(options["label_descriptions"]).read_text(encoding="utf-8"))
+    elif options["data"] == "bbc":
+        from labeling.management.commands.demo_setup import LABEL_DESCRIPTIONS
+
+        descriptions = LABEL_DESCRIPTIONS
     result = simulate(
         texts=texts,
         labels=labels,
@@ -411,6 +475,7 @@ def simulate_main(options: dict, *, default_model: str, log=print) -> dict:
         min_labels=options["min_labels"],
         min_per_class=options["min_per_class"],
         clusters=options["clusters"],
+        label_descriptions=descriptions,
         model_name=options["model"] or default_model,
         cache_dir=Path(options["cache_dir"]),
         out_dir=Path(options["out"]),
