@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from django.db import connection
 
-from labeling.models import Annotation, Item, Prediction, Project
+from labeling.models import Annotation, Assignment, Item, Prediction, Project
 from models_app.ml.embedding import embedder_load
 from models_app.ml.zero_shot import ZeroShotModel, label_prompts, zero_shot_fit
 from models_app.services.vectors import VectorSet
@@ -121,12 +121,23 @@ def zero_shot_predictions_write(
             details=details,
             source_kind=Prediction.SourceKind.ZERO_SHOT,
         )
+    # Kept: what an annotation accepted (its lineage), and what may be on a screen (a leased
+    # item), so accepting a suggestion shown before the descriptions changed still records it.
     pred, ann = Prediction._meta.db_table, Annotation._meta.db_table
+    asg = Assignment._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""DELETE FROM {pred} WHERE project_id = %s AND source_kind = %s AND source_id = %s
                   AND source_version <> %s
-                  AND NOT EXISTS (SELECT 1 FROM {ann} a WHERE a.suggestion_id = {pred}.id)""",
-            [project.pk, Prediction.SourceKind.ZERO_SHOT, zero_shot_source_id(project), version],
+                  AND NOT EXISTS (SELECT 1 FROM {ann} a WHERE a.suggestion_id = {pred}.id)
+                  AND NOT EXISTS (SELECT 1 FROM {asg} s
+                                   WHERE s.item_id = {pred}.item_id AND s.status = %s)""",
+            [
+                project.pk,
+                Prediction.SourceKind.ZERO_SHOT,
+                zero_shot_source_id(project),
+                version,
+                Assignment.Status.LEASED,
+            ],
         )
     return written

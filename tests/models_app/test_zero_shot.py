@@ -153,3 +153,32 @@ def test_human_labels_calibrate_the_zero_shot_confidence_and_a_file_order_projec
     assert rank.result["mode"] == "file_order"
     assert set(Item.objects.filter(project=ordered).values_list("priority", flat=True)) == {0.0}
     assert not Prediction.objects.filter(project=ordered).exists()
+
+
+@pytest.mark.django_db
+def test_new_label_descriptions_replace_old_zero_shot_suggestions_except_on_leased_items(
+    no_broker, django_capture_on_commit_callbacks
+):
+    from labeling.services.projects import label_descriptions_update
+    from labeling.services.queue import queue_next_item
+    from tests.factories import MembershipFactory, UserFactory
+
+    project = topic_project(per_topic=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)
+    run_pending(no_broker)
+    annotator = UserFactory()
+    MembershipFactory(project=project, user=annotator)
+    leased = queue_next_item(project=project, user=annotator).item
+
+    with django_capture_on_commit_callbacks(execute=True):
+        label_descriptions_update(project=project, descriptions={"sport": "football and cups"})
+    run_pending(no_broker)
+
+    versions = Prediction.objects.filter(project=project, source_kind="zero_shot")
+    assert set(versions.filter(source_version="2").values_list("item_id", flat=True)) == set(
+        Item.objects.filter(project=project).values_list("id", flat=True)
+    )
+    assert list(versions.filter(source_version="1").values_list("item_id", flat=True)) == [
+        leased.pk
+    ]
