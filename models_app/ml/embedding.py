@@ -441,10 +441,24 @@ def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
     return summed / np.clip(mask.sum(axis=1), 1e-9, None)
 
 
-@lru_cache(maxsize=4)
+# One load at a time per process: a threads-pool worker runs several embedding lanes, and
+# transformers' lazy imports are not safe to run from two threads at once ("cannot import name
+# 'AutoTokenizer'"); the second caller then finds the first one's embedder in the cache.
+_LOAD_LOCK = threading.Lock()
+
+
 def embedder_load(name: str, batch_size: int = 64) -> Embedder:
     """The embedder of key `name` (see `embedding_key`), loaded once per process (models take
     seconds to load; the first OpenVINO load on a machine also exports the model)."""
+    with _LOAD_LOCK:
+        return _embedder_load(name, batch_size)
+
+
+embedder_load.cache_clear = lambda: _embedder_load.cache_clear()  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=4)
+def _embedder_load(name: str, batch_size: int = 64) -> Embedder:
     if name == HASHING:
         return HashingEmbedder()
     model, backend = embedding_key_parse(name)
