@@ -77,7 +77,13 @@ def test_project_list_shows_my_projects_with_role_labels_and_progress(project, a
     assert row["k"] == 1
     assert row["multi_label"] is False
     assert [label["value"] for label in row["labels"]] == ["pos", "neg", "neutral"]
-    assert row["labels"][0] == {"value": "pos", "color": "#4c78a8", "shortcut": "1", "order": 0}
+    assert row["labels"][0] == {
+        "value": "pos",
+        "color": "#4c78a8",
+        "shortcut": "1",
+        "description": "",
+        "order": 0,
+    }
     assert row["progress"] == {"total": 2, "done": 1, "open": 1, "mine": 1}
 
 
@@ -605,6 +611,8 @@ def test_job_detail_shows_progress(project, ann):
         "created_at": body["created_at"],
         "started_at": None,
         "finished_at": None,
+        "items_per_second": None,
+        "eta_seconds": None,
     }
 
 
