@@ -384,12 +384,12 @@ def _embedding_job_active(project: Project) -> bool:
     ).exists()
 
 
-def vectors_ready(*, project: Project, model_name: str):
+def vectors_ready(*, project: Project, model_name: str, need=None):
     """The project's vectors: the snapshot when every item is embedded. Otherwise, while an
     embedding job works on the project (or when more than two chunks are missing, after
-    queueing one), the vectors stored so far, after embedding inline the few items with a final
-    label that have none yet (training needs those); a handful of missing items are embedded
-    inline."""
+    queueing one), the vectors stored so far, after embedding inline the items in `need` (by
+    default those with a final label: what training reads) that have none yet; a handful of
+    missing items are embedded inline."""
     from models_app.services.vectors import VectorsMissing, vectors_available, vectors_load
 
     try:
@@ -403,8 +403,9 @@ def vectors_ready(*, project: Project, model_name: str):
     if not _embedding_job_active(project):
         with transaction.atomic():
             embeddings_schedule(project=project)
-    labelled = Item.objects.filter(project=project, final_labels__isnull=False)
-    embeddings_embed_missing(
-        project=project, model_name=model_name, item_ids=labelled.values_list("pk", flat=True)
-    )
+    if need is None:
+        need = Item.objects.filter(project=project, final_labels__isnull=False).values_list(
+            "pk", flat=True
+        )
+    embeddings_embed_missing(project=project, model_name=model_name, item_ids=need)
     return vectors_available(project=project, model_name=model_name)

@@ -531,10 +531,16 @@ def training_run(*, job_id: int) -> ModelVersion | None:
     project = job.project
     model_settings = model_settings_get(project=project)
     model_name = embedding_model_name()
-    job_progress(job=job, done=0, total=4, message="Embedding texts not embedded yet")
-    vectors = vectors_ready(project=project, model_name=model_name)
-    job_progress(job=job, done=1, message="Choosing the training and evaluation sets")
+    job_progress(job=job, done=0, total=4, message="Choosing the training and evaluation sets")
     split = _split(project=project, model_settings=model_settings)
+    # After the split: labels keep arriving while an embedding job runs, and every item the
+    # split chose must be in the vectors read (its missing texts are embedded first).
+    job_progress(job=job, done=1, message="Reading the vectors of the labelled items")
+    vectors = vectors_ready(
+        project=project,
+        model_name=model_name,
+        need=[i for i, _ in split["train"]] + [i for i, _ in split["holdout"]],
+    )
     classes = list(project.labels.order_by("order", "id").values_list("value", flat=True))
 
     from active_learning.services.ranking import ranking_schedule

@@ -180,3 +180,42 @@ def test_run_to_end_embeds_every_chunk_in_this_process_and_queues_nothing(
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert Embedding.objects.count() == 30
     assert [name for name, _ in no_broker if name == "embed_task_enqueue"] == []
+
+
+def test_training_while_the_embedding_job_runs_reads_only_what_it_needs(
+    no_broker, django_capture_on_commit_callbacks, small_chunks, encoded, monkeypatch
+):
+    # Given a large-enough project whose embedding job has not run yet, and 18 labels, 6 more
+    # arriving while the training job starts
+    import models_app.services.training as training
+    from models_app.models import ModelVersion
+    from models_app.services.training import training_request, training_run
+    from tests.models_app.factories import label_items
+
+    project = topic_project(per_topic=40)
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)  # pending: its lanes will embed the rest
+    labelled = list(Item.objects.filter(project=project).order_by("?")[:24])
+    label_items(labelled[:18])
+    no_broker.clear()
+    real_split = training._split
+
+    def split_after_more_labels(**kwargs):
+        label_items(labelled[18:])
+        return real_split(**kwargs)
+
+    monkeypatch.setattr(training, "_split", split_after_more_labels)
+
+    # When a training job runs
+    with django_capture_on_commit_callbacks(execute=True):
+        job = training_request(project=project, reason="test")
+    training_run(job_id=job.pk)
+
+    # Then it trained on the 24 labels, embedding only their texts (not the whole project)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    version = ModelVersion.objects.get(project=project)
+    assert version.train_size + version.holdout_size == 24
+    texts = {item.text for item in labelled}
+    assert set(encoded) <= texts | {"sport", "tech", "politics"}
+    assert Embedding.objects.count() == 24
