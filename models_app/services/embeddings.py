@@ -160,7 +160,7 @@ def _plan(job: Job, model_name: str) -> bool:
     ids = list(_missing(job.project, model_name).order_by("id").values_list("id", flat=True))
     random.Random(int(job.params.get("seed", job.pk))).shuffle(ids)
     size = max(1, int(settings.EMBEDDING_CHUNK))
-    first = max(1, size // 4)
+    first = max(1, size // 8)
     bounds = [0, min(first, len(ids))]
     while bounds[-1] < len(ids):
         bounds.append(min(bounds[-1] + size, len(ids)))
@@ -216,6 +216,12 @@ def _claim(job: Job) -> tuple[EmbeddingChunk, str] | None:
 def _process(job: Job, chunk: EmbeddingChunk, token: str, model_name: str) -> bool:
     """Embed the chunk's missing texts; True if it was finished by this run."""
     pairs = list(Item.objects.filter(pk__in=chunk.item_ids).values_list("content_hash", "text"))
+    if chunk.number == 0:
+        # The label prompts too (not counted as items): the first ranking's zero-shot
+        # suggestions then read them from the store instead of waiting for the model.
+        from models_app.services.zero_shot import zero_shot_label_pairs
+
+        embed_texts_missing(model_name=model_name, pairs=zero_shot_label_pairs(project=job.project))
 
     def still_owned(n: int) -> bool:
         # Each batch moves the job's bar (a few seconds of work), in the batch's transaction.

@@ -90,6 +90,13 @@ def vectors_load(*, project: Project, model_name: str, rebuild_if_stale: bool = 
     meta = _current(directory)
     signature = _items_signature(project)
     if meta is None or (rebuild_if_stale and not _matches(meta, signature)):
+        embedded = _embedded_count(project.pk, model_name)
+        if embedded < signature["n"]:  # don't write a whole snapshot only to throw it away
+            raise VectorsMissing(
+                f"{signature['n'] - embedded} items of project {project.pk} have no vector "
+                f"under {model_name} yet; embed them first.",
+                {"missing": signature["n"] - embedded},
+            )
         meta = vectors_rebuild(project=project, model_name=model_name, signature=signature)
     folder = directory / meta["dir"]
     return VectorSet(
@@ -97,6 +104,19 @@ def vectors_load(*, project: Project, model_name: str, rebuild_if_stale: bool = 
         item_ids=np.load(folder / "ids.npy"),
         matrix=np.load(folder / "vectors.npy", mmap_mode="r"),
     )
+
+
+def _embedded_count(project_id: int, model_name: str) -> int:
+    """How many of the project's items have a stored vector (one query, no vectors read)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT COUNT(*) FROM {Item._meta.db_table} i
+                 WHERE i.project_id = %s AND EXISTS (
+                       SELECT 1 FROM {Embedding._meta.db_table} e
+                        WHERE e.content_hash = i.content_hash AND e.model_name = %s)""",
+            [project_id, model_name],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _stream_rows(project_id: int, model_name: str):

@@ -13,8 +13,9 @@ import numpy as np
 from django.db import connection
 
 from labeling.models import Annotation, Assignment, Item, Prediction, Project
-from models_app.ml.embedding import embedder_load
+from models_app.ml.embedding import content_hash
 from models_app.ml.zero_shot import ZeroShotModel, label_prompts, zero_shot_fit
+from models_app.models import Embedding
 from models_app.services.vectors import VectorSet
 
 # The pool sample the label vectors are refined on: enough for stable centroids.
@@ -29,12 +30,33 @@ def project_labels(project: Project) -> list[tuple[str, str]]:
     return list(project.labels.order_by("order", "id").values_list("value", "description"))
 
 
-def zero_shot_label_vectors(*, project: Project, model_name: str) -> np.ndarray:
-    """The label prompts embedded with the project's embedding model."""
-    from django.conf import settings
+def zero_shot_label_pairs(*, project: Project) -> list[tuple[str, str]]:
+    """(content hash, text) of the project's label prompts, as stored in the Embedding table."""
+    return [(content_hash(p), p) for p in label_prompts(project_labels(project))]
 
-    embedder = embedder_load(model_name, settings.EMBEDDING_BATCH_SIZE)
-    return np.asarray(embedder.encode(label_prompts(project_labels(project))), dtype=np.float32)
+
+def zero_shot_label_vectors(*, project: Project, model_name: str) -> np.ndarray:
+    """The label prompts embedded with the project's embedding model: read from the store
+    (the embedding job's first chunk stores them), embedded and stored if missing."""
+    from models_app.services.embeddings import embed_texts_missing
+
+    pairs = zero_shot_label_pairs(project=project)
+    hashes = [h for h, _ in pairs]
+
+    def stored() -> dict[str, bytes]:
+        return dict(
+            Embedding.objects.filter(model_name=model_name, content_hash__in=hashes).values_list(
+                "content_hash", "vector"
+            )
+        )
+
+    vectors = stored()
+    if len(vectors) < len(set(hashes)):
+        embed_texts_missing(model_name=model_name, pairs=pairs)
+        vectors = stored()
+    return np.stack([np.frombuffer(bytes(vectors[h]), dtype="<f4") for h in hashes]).astype(
+        np.float32
+    )
 
 
 def _human_labels(project: Project, vectors: VectorSet, classes: list[str]):

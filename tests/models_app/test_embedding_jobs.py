@@ -55,16 +55,16 @@ def test_a_job_is_cut_into_chunks_and_every_text_is_embedded_once(
     with django_capture_on_commit_callbacks(execute=True):
         embeddings_run(job_id=job_id)
 
-    # Then it is planned: a small first chunk (2 items), then chunks of 8; its lane queued two
+    # Then it is planned: a small first chunk (1 item), then chunks of 8; its lane queued two
     # more lanes and itself again; the bar counts the first chunk's items
     chunks = list(EmbeddingChunk.objects.filter(job=job).order_by("number"))
-    assert [len(c.item_ids) for c in chunks] == [2, 8, 8, 8, 4]
+    assert [len(c.item_ids) for c in chunks] == [1, 8, 8, 8, 5]
     assert sorted(i for c in chunks for i in c.item_ids) == sorted(
         Item.objects.filter(project=project).values_list("id", flat=True)
     )
     assert [n for n, _ in no_broker].count("embed_task_enqueue") == 3
     job.refresh_from_db()
-    assert (job.progress_done, job.progress_total) == (2, 30)
+    assert (job.progress_done, job.progress_total) == (1, 30)
     # and a ranking is queued on the first chunk's vectors, before the job ends
     assert ("rank_task_enqueue", Job.objects.get(project=project, kind=Job.Kind.RANK).pk) in (
         no_broker
@@ -80,7 +80,7 @@ def test_a_job_is_cut_into_chunks_and_every_text_is_embedded_once(
     texts = set(Item.objects.filter(project=project).values_list("text", flat=True))
     items_encoded = [t for t in encoded if t in texts]  # not the label prompts (zero-shot)
     assert len(items_encoded) == len(set(items_encoded)) == 30
-    assert Embedding.objects.count() == 30
+    assert Embedding.objects.count() == 30 + 3  # and the three label prompts (zero-shot)
     assert not EmbeddingChunk.objects.filter(job=job).exclude(status="done").exists()
 
 
@@ -132,7 +132,7 @@ def test_a_silent_chunk_is_taken_over_and_its_committed_batches_are_not_embedded
     texts = set(Item.objects.filter(project=project).values_list("text", flat=True))
     items_encoded = [t for t in encoded if t in texts]  # not the label prompts (zero-shot)
     assert not already & set(items_encoded)
-    assert len(items_encoded) == len(set(items_encoded)) == 30 - 2 - 3
+    assert len(items_encoded) == len(set(items_encoded)) == 30 - 1 - 3
     assert job.progress_done == 30
 
 
@@ -151,7 +151,8 @@ def test_a_run_that_lost_its_claim_writes_nothing(
     finished = service._process(job, chunk, token, "hashing")
 
     assert finished is False
-    assert Embedding.objects.count() == 0
+    hashes = Item.objects.filter(project=project).values("content_hash")
+    assert not Embedding.objects.filter(content_hash__in=hashes).exists()
     chunk.refresh_from_db()
     assert (chunk.status, chunk.embedded) == ("running", 0)
 
@@ -178,7 +179,7 @@ def test_run_to_end_embeds_every_chunk_in_this_process_and_queues_nothing(
         job = service.embeddings_run_to_end(job_id=job.pk)
 
     assert job.status == Job.Status.SUCCEEDED, job.error
-    assert Embedding.objects.count() == 30
+    assert Embedding.objects.count() == 30 + 3  # and the three label prompts (zero-shot)
     assert [name for name, _ in no_broker if name == "embed_task_enqueue"] == []
 
 
