@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 HASHING = "hashing"
 HASHING_DIM = 256
@@ -393,6 +396,14 @@ class OpenVINOEmbedder:
         )
         self._tokenizer = AutoTokenizer.from_pretrained(str(path))
         core = ov.Core()
+        if backend != OPENVINO and "BF16" not in core.get_property(
+            "CPU", "OPTIMIZATION_CAPABILITIES"
+        ):
+            logger.warning(
+                "EMBEDDING_BACKEND=%s: this CPU has no bfloat16 units (AVX512-BF16 / AMX); "
+                "OpenVINO runs the model in fp32, about as fast as torch",
+                backend,
+            )
         properties: dict = {
             "INFERENCE_PRECISION_HINT": "f32" if backend == OPENVINO else "bf16",
             "PERFORMANCE_HINT": "LATENCY",
