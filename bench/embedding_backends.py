@@ -18,6 +18,7 @@ backend, so the difference to torch is paired (per fold, then averaged).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -141,6 +142,9 @@ def main() -> None:
     for name in [c.strip() for c in args.candidates.split(",") if c.strip()]:
         t0 = time.perf_counter()
         if name == "onnx-int8":
+            if importlib.util.find_spec("onnxruntime") is None:
+                print("skipped onnx-int8: onnxruntime is not installed (pip install -e '.[bench]')")
+                continue
             backends[name] = _onnx_int8_embedder(
                 model_path, batch_size=args.batch_size, threads=args.threads, workdir=workdir
             )
