@@ -37,11 +37,7 @@ _projects = RowModel(Project)
 # The order machine suggestions are shown in (alias `p` for the prediction table): most
 # confident first, sources without a confidence last, then newest. Used by both SQL readers of
 # suggestions (`labeling.api.selectors.item_suggestions` and the queue's lease statement).
-# Zero-shot suggestions (from the label set alone) only when no other source has one.
-SUGGESTION_ORDER_SQL = (
-    "p.source_kind = 'zero_shot', p.confidence IS NULL, p.confidence DESC, p.created_at DESC, "
-    "p.id DESC"
-)
+SUGGESTION_ORDER_SQL = "p.confidence IS NULL, p.confidence DESC, p.created_at DESC, p.id DESC"
 
 
 class PrefetchedProject(NamedTuple):

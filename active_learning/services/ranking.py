@@ -242,6 +242,14 @@ def ranking_run(*, job_id: int) -> Job | None:
             },
         )
     _predictions_prune(project=project, version=active)
+    _zero_shot_refresh(
+        project=project,
+        vectors=vectors,
+        pool_rows=pool_rows,
+        pool_ids=pool_ids,
+        model_name=model_name,
+        seed=seed,
+    )
     lap("write_predictions")
     job_succeed(
         job=job,
@@ -329,6 +337,35 @@ def _cold_start_rank(
         message=f"Cold start ({why}): {len(pool_ids):,} items ranked by {how}{partial}",
     )
     return job
+
+
+# Above this many unlabeled items a re-rank does not rewrite the zero-shot suggestions too.
+ZERO_SHOT_REFRESH_MAX = 50_000
+
+
+def _zero_shot_refresh(*, project, vectors, pool_rows, pool_ids, model_name, seed) -> None:
+    """With a model active, keep the zero-shot suggestions current (calibrated on the labels
+    given since), so the labeling page can show whichever suggestion is more confident: an early
+    model trained on a few dozen labels is often less sure, and less right, than the label
+    descriptions. Skipped for large pools, where the model has long been the better source."""
+    from models_app.services.zero_shot import zero_shot_model, zero_shot_predictions_write
+
+    if len(pool_ids) > ZERO_SHOT_REFRESH_MAX:
+        return
+    fitted = zero_shot_model(
+        project=project, vectors=vectors, pool_rows=pool_rows, model_name=model_name, seed=seed
+    )
+    if fitted is None:
+        return
+    zs_model, classes = fitted
+    pool = _PoolView(vectors.matrix, pool_rows)[np.arange(len(pool_rows))]
+    zero_shot_predictions_write(
+        project=project,
+        item_ids=pool_ids,
+        proba=zs_model.predict_proba(pool),
+        classes=classes,
+        model=zs_model,
+    )
 
 
 def _predictions_prune(*, project: Project, version: ModelVersion) -> None:
