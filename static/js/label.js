@@ -79,6 +79,13 @@
     spentMs: 0,
   };
 
+  // A rounded "100%" would claim certainty no model has: above 99.5% it reads ">99%".
+  function percent(p) {
+    if (p >= 0.995 && p < 1) return ">99%";
+    if (p > 0 && p < 0.005) return "<1%";
+    return Math.round(p * 100) + "%";
+  }
+
   // ---- naming items -------------------------------------------------------------------------
   // External ids often carry the answer (a folder, a class prefix): they are shown only when
   // the project's manager switched that on; otherwise items are numbered in this session.
@@ -217,7 +224,7 @@
     }
     el.suggestionText.textContent = s.labels.join(", ");
     el.suggestionConfidence.textContent =
-      typeof s.confidence === "number" ? Math.round(s.confidence * 100) + "% confident" : "";
+      typeof s.confidence === "number" ? percent(s.confidence) + " confident" : "";
     el.suggestionSource.textContent = "from " + sourceWords(s);
     el.suggestion.hidden = false;
   }

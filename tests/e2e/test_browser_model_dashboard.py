@@ -93,7 +93,9 @@ def test_annotator_accepts_the_suggestion_with_one_key(live_server, page, traine
     suggestion = page.locator("#suggestion")
     expect(suggestion).to_be_visible()
     expect(suggestion).to_contain_text(prediction.labels[0])
-    expect(suggestion).to_contain_text(f"{round(prediction.confidence * 100)}%")
+    confidence = prediction.confidence
+    shown = ">99%" if 0.995 <= confidence < 1 else f"{round(confidence * 100)}%"
+    expect(suggestion).to_contain_text(f"{shown} confident")
     page.screenshot(path=str(SCREENSHOTS / "al-accept.png"))
 
     # when the annotator presses A

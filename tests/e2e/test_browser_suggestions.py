@@ -63,7 +63,7 @@ def test_the_suggestion_is_above_the_text_marked_on_its_button_and_taken_by_ente
     third = ItemFactory(project=project, priority=10, text=_bbc_text("sports", 5))
     accepted = _suggest(first, ["business"])
     _suggest(second, ["tech"], kind="zero_shot", confidence=0.41, source_id="zero_shot:1")
-    third_suggestion = _suggest(third, ["politics"], confidence=0.55)
+    third_suggestion = _suggest(third, ["politics"], confidence=0.998)
     url = f"{live_server.url}/projects/{project.pk}/label/"
 
     # When they open the labeling page (a laptop's screen)
@@ -101,7 +101,7 @@ def test_the_suggestion_is_above_the_text_marked_on_its_button_and_taken_by_ente
     # Then the suggested label is saved as their answer, recording the suggestion; the next
     # item starts at its top and says where its zero-shot suggestion comes from
     expect(text).to_have_attribute("data-item-id", str(second.pk))
-    expect(suggestion).to_contain_text("from zero-shot")
+    expect(suggestion).to_contain_text("from zero-shot (label descriptions)")
     expect(suggestion).to_contain_text("41% confident")
     assert _suggested_values(page) == ["tech"]
     assert 0 <= suggestion.bounding_box()["y"] < text.bounding_box()["y"] < 800
@@ -110,6 +110,8 @@ def test_the_suggestion_is_above_the_text_marked_on_its_button_and_taken_by_ente
     # Then that label is saved, without the suggestion
     expect(text).to_have_attribute("data-item-id", str(third.pk))
     assert _suggested_values(page) == ["politics"]
+    # (a rounded 100% would claim a certainty no model has)
+    expect(suggestion).to_contain_text(">99% confident")
     # When they press A on the third
     page.keyboard.press("a")
 

@@ -23,7 +23,13 @@ from labeling.api.views.annotate import suggestion_source
             "model v1, trained on 1 label",
         ),
         ("model", "classifier:4", "2", {}, "model v2"),  # scored before train_size was recorded
-        ("zero_shot", "all-MiniLM-L6-v2", "1", {"label_set_version": 2}, "zero-shot"),
+        (
+            "zero_shot",
+            "all-MiniLM-L6-v2",
+            "1",
+            {"label_set_version": 2},
+            "zero-shot (label descriptions)",
+        ),
         ("llm", "gpt-4o-mini", "7", {"prompt_version": 2}, "LLM gpt-4o-mini, prompt v2"),
         ("label_model", "dawid_skene", "5", {"run": 5, "votes": 3}, "label model (Dawid-Skene)"),
         ("label_model", "majority_vote", "5", {}, "label model (majority vote)"),

@@ -82,9 +82,9 @@ _LABEL_MODEL_METHODS = {
 
 def suggestion_source(*, kind: str, source_id: str, version: str, details: object) -> str:
     """Where a suggestion comes from, in the annotator's words: "model v3, trained on 120
-    labels", "zero-shot", "LLM gpt-4o-mini, prompt v2", "label model (Dawid-Skene)",
-    "labeling function <name>", "imported". Only the source's own facts: nothing about other
-    annotators' answers or gold items."""
+    labels", "zero-shot (label descriptions)", "LLM gpt-4o-mini, prompt v2", "label model
+    (Dawid-Skene)", "labeling function <name>", "imported". Only the source's own facts:
+    nothing about other annotators' answers or gold items."""
     facts = details if isinstance(details, dict) else {}
     if kind == Prediction.SourceKind.MODEL:
         words = f"model v{facts.get('model_version') or version}"
@@ -92,8 +92,8 @@ def suggestion_source(*, kind: str, source_id: str, version: str, details: objec
         if isinstance(trained_on, int) and not isinstance(trained_on, bool):
             words += f", trained on {trained_on} label{'' if trained_on == 1 else 's'}"
         return words
-    if kind == "zero_shot":  # Prediction.SourceKind.ZERO_SHOT
-        return "zero-shot"
+    if kind == Prediction.SourceKind.ZERO_SHOT:
+        return "zero-shot (label descriptions)"
     if kind == Prediction.SourceKind.LLM:
         words = f"LLM {source_id}" if source_id else "LLM"
         prompt = facts.get("prompt_version")
