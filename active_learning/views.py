@@ -21,7 +21,13 @@ from labeling.selectors import membership_role, project_require_role
 from models_app.ml.evaluation import HOLDOUT_MIN_PER_CLASS
 from models_app.ml.gate import evaluation_summary
 from models_app.models import ModelVersion
-from models_app.selectors import label_distribution, learning_curve, ml_jobs, model_version_list
+from models_app.selectors import (
+    label_distribution,
+    learning_curve,
+    ml_jobs,
+    model_version_list,
+    zero_shot_summary,
+)
 from models_app.services.config import embedding_model_name, model_settings_get
 from models_app.services.embeddings import embeddings_missing_count
 
@@ -97,6 +103,7 @@ def model_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "embedded": total_items - missing,
         "total_items": total_items,
         "mined": MinedError.objects.filter(project=project).select_related("item")[:10],
+        "zero_shot": zero_shot_summary(project=project),
         "jobs": ml_jobs(project=project),
         "api_root": f"{get_script_prefix()}api/",
         "chart_data": {

@@ -58,3 +58,40 @@ def learning_curve(*, project: Project) -> list[dict]:
 
 def ml_jobs(*, project: Project, limit: int = 20) -> list[Job]:
     return list(Job.objects.filter(project=project, kind__in=ML_JOB_KINDS)[:limit])
+
+
+def zero_shot_summary(*, project: Project) -> dict | None:
+    """What the Model page says of the zero-shot suggestions: the label-set version, how the
+    temperature was set, and how often the suggestion an item had was the final label humans
+    gave it (items whose final label no human gave are left out). None without any."""
+    from labeling.models import Prediction
+
+    latest = (
+        Prediction.objects.filter(project=project, source_kind=Prediction.SourceKind.ZERO_SHOT)
+        .order_by("-id")
+        .values_list("details", flat=True)
+        .first()
+    )
+    if latest is None:
+        return None
+    labelled = Item.objects.filter(
+        project=project, final_labels__isnull=False, is_gold=False
+    ).exclude(final_lineage__machine=True)
+    pairs = Prediction.objects.filter(
+        project=project,
+        source_kind=Prediction.SourceKind.ZERO_SHOT,
+        source_version=str(project.label_set_version),
+        item__in=labelled,
+    ).values_list("labels", "item__final_labels")
+    checked = right = 0
+    for predicted, final in pairs:
+        checked += 1
+        right += predicted == final
+    return {
+        "label_set_version": project.label_set_version,
+        "temperature": (latest or {}).get("temperature"),
+        "calibrated_on": (latest or {}).get("calibrated_on", 0),
+        "checked": checked,
+        "right": right,
+        "percent": round(100 * right / checked) if checked else None,
+    }

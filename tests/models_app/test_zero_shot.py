@@ -182,3 +182,31 @@ def test_new_label_descriptions_replace_old_zero_shot_suggestions_except_on_leas
     assert list(versions.filter(source_version="1").values_list("item_id", flat=True)) == [
         leased.pk
     ]
+
+
+@pytest.mark.django_db
+def test_the_model_page_says_how_often_the_zero_shot_suggestions_were_right(
+    client, no_broker, django_capture_on_commit_callbacks
+):
+    from labeling.models import Membership
+    from tests.factories import MembershipFactory, UserFactory
+
+    project = topic_project(per_topic=10)
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)
+    run_pending(no_broker)
+    items = list(Item.objects.filter(project=project).order_by("id")[:12])
+    label_items(items)
+    right = sum(
+        Prediction.objects.get(item=i, source_kind="zero_shot").labels == [i.metadata["topic"]]
+        for i in items
+    )
+    manager = UserFactory()
+    MembershipFactory(project=project, user=manager, role=Membership.Role.MANAGER)
+    client.force_login(manager)
+
+    page = client.get(f"/projects/{project.pk}/model/").content.decode()
+
+    assert 'id="zero-shot-summary"' in page
+    assert f"right on {right} of the 12 items people have labelled since" in page
+    assert "the default until 20 human labels exist" in page
