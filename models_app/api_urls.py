@@ -2,25 +2,26 @@
 
 from django.urls import path
 
+import labeling.api.converters  # noqa: F401  (registers the <id:...> path converter)
 from models_app.api import views
 
 app_name = "models_app_api"
 urlpatterns = [
     path(
-        "projects/<int:pid>/model-versions/",
+        "projects/<id:pid>/model-versions/",
         views.ModelVersionListApi.as_view(),
         name="model-version-list",
     ),
     path(
-        "projects/<int:pid>/model-versions/<int:number>/promote/",
+        "projects/<id:pid>/model-versions/<id:number>/promote/",
         views.ModelVersionPromoteApi.as_view(),
         name="model-version-promote",
     ),
     path(
-        "projects/<int:pid>/model-versions/rollback/",
+        "projects/<id:pid>/model-versions/rollback/",
         views.ModelVersionRollbackApi.as_view(),
         name="model-version-rollback",
     ),
-    path("projects/<int:pid>/train/", views.TrainApi.as_view(), name="model-train"),
-    path("projects/<int:pid>/embed/", views.EmbedApi.as_view(), name="model-embed"),
+    path("projects/<id:pid>/train/", views.TrainApi.as_view(), name="model-train"),
+    path("projects/<id:pid>/embed/", views.EmbedApi.as_view(), name="model-embed"),
 ]

@@ -180,6 +180,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "labeling.api.exceptions.exception_handler",
+    # DRF's three, with JSON nested too deeply a 400 rather than a RecursionError (a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Flywheel API",
@@ -270,6 +276,12 @@ EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64)
 LLM_BASE_URL = env("LLM_BASE_URL", "")
 LLM_API_KEY = env("LLM_API_KEY", "")
 LLM_MODEL = env("LLM_MODEL", "")
+# Endpoints a project may choose besides LLM_BASE_URL (comma-separated; compared as
+# scheme://host:port/path). Anything else is refused when saved and again by the worker.
+LLM_ALLOWED_BASE_URLS = env_list("LLM_ALLOWED_BASE_URLS", "")
+# Fernet key(s) for secrets stored in the database (per-project LLM API keys), comma-separated:
+# the first encrypts, all decrypt. Empty: derived from SECRET_KEY with HKDF-SHA256.
+FIELD_ENCRYPTION_KEY = env("FIELD_ENCRYPTION_KEY", "") or ""
 
 LOGGING = {
     "version": 1,

@@ -46,6 +46,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
 from labeling.api.authentication import FastTokenAuthentication
+from labeling.api.converters import MAX_ID
 from labeling.api.credentials import CredentialCache
 from labeling.api.permissions import project_for_role
 from labeling.api.views.annotate import (
@@ -61,8 +62,9 @@ from labeling.services.db import GuardFailed, statement_guard
 from labeling.services.queue import queue_next_item
 
 # The routes of `labeling.api.urls` under /api/ (a test checks them against `reverse`).
-_NEXT = re.compile(r"/api/projects/([0-9]+)/next/")
-_SUBMIT = re.compile(r"/api/projects/([0-9]+)/items/([0-9]+)/submit/")
+# At most 19 digits, as `<id:...>` (labeling/api/converters.py); a larger id goes to Django (404).
+_NEXT = re.compile(r"/api/projects/([0-9]{1,19})/next/")
+_SUBMIT = re.compile(r"/api/projects/([0-9]{1,19})/items/([0-9]{1,19})/submit/")
 _MAX_BODY = 64 * 1024  # a submit is a few hundred bytes; anything larger goes to Django
 
 # Middleware the fast path reproduces, and middleware that does nothing for these requests
@@ -89,8 +91,8 @@ class _Declined(Exception):
 
 
 # What the API's exception handler turns into a 4xx answer (labeling/api/exceptions.py, DRF's
-# handler), plus malformed JSON (ValueError, UnicodeDecodeError included): raised by the
-# services and validators before they write anything.
+# handler), plus malformed JSON (ValueError, UnicodeDecodeError included; RecursionError: nested
+# too deep): raised by the services and validators before they write anything.
 _ANSWERED_BY_THE_VIEW = (
     _Declined,
     ApplicationError,
@@ -98,6 +100,7 @@ _ANSWERED_BY_THE_VIEW = (
     Http404,
     PermissionDenied,
     ValueError,
+    RecursionError,
 )
 
 
@@ -144,10 +147,14 @@ class AnnotationLoopFastPath:
             return None
         path = environ.get("PATH_INFO", "")
         if match := _NEXT.fullmatch(path):
-            return int(match[1]), None
-        if match := _SUBMIT.fullmatch(path):
-            return int(match[1]), int(match[2])
-        return None
+            route = int(match[1]), None
+        elif match := _SUBMIT.fullmatch(path):
+            route = int(match[1]), int(match[2])
+        else:
+            return None
+        if max(i for i in route if i is not None) > MAX_ID:
+            return None
+        return route
 
     @staticmethod
     def _body(environ: dict) -> bytes | None:

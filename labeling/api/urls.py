@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+import labeling.api.converters  # noqa: F401  (registers the <id:...> path converter)
 from labeling.api.views.annotate import (
     AnnotationListApi,
     AnnotationRetractApi,
@@ -20,22 +21,22 @@ app_name = "api"
 urlpatterns = [
     path("auth/token/", TokenObtainApi.as_view(), name="token"),
     path("projects/", ProjectListApi.as_view(), name="project-list"),
-    path("projects/<int:pid>/", ProjectDetailApi.as_view(), name="project-detail"),
-    path("projects/<int:pid>/progress/", ProjectProgressApi.as_view(), name="project-progress"),
-    path("projects/<int:pid>/items/", ItemListApi.as_view(), name="item-list"),
-    path("projects/<int:pid>/items/<int:iid>/", ItemDetailApi.as_view(), name="item-detail"),
-    path("projects/<int:pid>/next/", ItemNextApi.as_view(), name="item-next"),
-    path("projects/<int:pid>/items/<int:iid>/submit/", ItemSubmitApi.as_view(), name="item-submit"),
-    path("projects/<int:pid>/items/<int:iid>/skip/", ItemSkipApi.as_view(), name="item-skip"),
-    path("projects/<int:pid>/annotations/", AnnotationListApi.as_view(), name="annotation-list"),
-    path("annotations/<int:aid>/", AnnotationUpdateApi.as_view(), name="annotation-update"),
+    path("projects/<id:pid>/", ProjectDetailApi.as_view(), name="project-detail"),
+    path("projects/<id:pid>/progress/", ProjectProgressApi.as_view(), name="project-progress"),
+    path("projects/<id:pid>/items/", ItemListApi.as_view(), name="item-list"),
+    path("projects/<id:pid>/items/<id:iid>/", ItemDetailApi.as_view(), name="item-detail"),
+    path("projects/<id:pid>/next/", ItemNextApi.as_view(), name="item-next"),
+    path("projects/<id:pid>/items/<id:iid>/submit/", ItemSubmitApi.as_view(), name="item-submit"),
+    path("projects/<id:pid>/items/<id:iid>/skip/", ItemSkipApi.as_view(), name="item-skip"),
+    path("projects/<id:pid>/annotations/", AnnotationListApi.as_view(), name="annotation-list"),
+    path("annotations/<id:aid>/", AnnotationUpdateApi.as_view(), name="annotation-update"),
     path(
-        "annotations/<int:aid>/retract/",
+        "annotations/<id:aid>/retract/",
         AnnotationRetractApi.as_view(),
         name="annotation-retract",
     ),
-    path("projects/<int:pid>/imports/", ImportCreateApi.as_view(), name="import-create"),
-    path("projects/<int:pid>/jobs/", JobListApi.as_view(), name="job-list"),
-    path("projects/<int:pid>/export/", ExportApi.as_view(), name="export"),
-    path("jobs/<int:jid>/", JobDetailApi.as_view(), name="job-detail"),
+    path("projects/<id:pid>/imports/", ImportCreateApi.as_view(), name="import-create"),
+    path("projects/<id:pid>/jobs/", JobListApi.as_view(), name="job-list"),
+    path("projects/<id:pid>/export/", ExportApi.as_view(), name="export"),
+    path("jobs/<id:jid>/", JobDetailApi.as_view(), name="job-detail"),
 ]

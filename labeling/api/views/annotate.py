@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from labeling.api.converters import MAX_ID, MIN_ID
 from labeling.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_schema
 from labeling.api.permissions import annotation_for_author, item_in_project, project_for_role
 from labeling.api.selectors import annotation_list, item_suggestions
@@ -160,7 +161,7 @@ class ItemNextApi(ApiView):
 
     class InputSerializer(serializers.Serializer):
         exclude = serializers.ListField(
-            child=serializers.IntegerField(),
+            child=serializers.IntegerField(min_value=MIN_ID, max_value=MAX_ID),
             required=False,
             default=list,
             max_length=1000,
@@ -204,6 +205,8 @@ class ItemSubmitApi(ApiView):
             required=False, default=0, min_value=0, max_value=2**31 - 1
         )
         suggestion_id = serializers.IntegerField(
+            min_value=MIN_ID,
+            max_value=MAX_ID,
             required=False,
             allow_null=True,
             default=None,
@@ -257,7 +260,9 @@ class AnnotationListApi(ApiView):
         mine = serializers.BooleanField(
             required=False, default=False, help_text="Only my annotations."
         )
-        item = serializers.IntegerField(required=False, help_text="Only this item's.")
+        item = serializers.IntegerField(
+            min_value=MIN_ID, max_value=MAX_ID, required=False, help_text="Only this item's."
+        )
 
     @extend_schema(
         parameters=[FilterSerializer, *PAGE_PARAMETERS],
