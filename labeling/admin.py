@@ -36,7 +36,7 @@ from labeling.models import (
 )
 from labeling.services.exports import export_content_type, export_filename, export_stream
 from labeling.services.items import item_reopen, project_overlap_apply, project_overlap_preview
-from labeling.services.projects import membership_set
+from labeling.services.projects import label_set_version_bump, membership_set
 
 
 def _count_per_project(queryset, **filters) -> Coalesce:
@@ -84,7 +84,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class LabelInline(admin.TabularInline):
     model = Label
     extra = 0
-    fields = ("value", "color", "shortcut", "order")
+    fields = ("value", "description", "color", "shortcut", "order")
 
 
 class MembershipInline(admin.TabularInline):
@@ -182,6 +182,18 @@ class ProjectAdmin(admin.ModelAdmin):
     @admin.display(description="members", ordering="member_count")
     def member_count(self, obj: Project) -> int:
         return obj.member_count
+
+    def save_formset(self, request, form, formset, change: bool) -> None:
+        """A label's value or description changed here: bump the label-set version (the lineage
+        of zero-shot suggestions) and recompute them, as the API does."""
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Label or not change:
+            return
+        touched = any(
+            {"value", "description"} & set(f.changed_data) for f in formset.forms if f.instance.pk
+        ) or bool(formset.new_objects or formset.deleted_objects)
+        if touched:
+            label_set_version_bump(project=form.instance)
 
     def save_model(self, request, obj: Project, form, change: bool) -> None:
         if not change and obj.created_by_id is None:

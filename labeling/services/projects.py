@@ -197,9 +197,16 @@ def label_descriptions_update(*, project: Project, descriptions: dict[str, str])
     if not changed:
         return 0
     Label.objects.bulk_update(changed, ["description"])
-    Project.objects.filter(pk=project.pk).update(label_set_version=F("label_set_version") + 1)
-    project.refresh_from_db(fields=["label_set_version"])
+    label_set_version_bump(project=project)
+    return len(changed)
+
+
+def label_set_version_bump(*, project: Project) -> int:
+    """The label set changed (a value or a description, however it was edited): bump its
+    version, the lineage of zero-shot suggestions, and have them recomputed. Returns it."""
     from labeling.services.hooks import after_label_set_changed
 
+    Project.objects.filter(pk=project.pk).update(label_set_version=F("label_set_version") + 1)
+    project.refresh_from_db(fields=["label_set_version"])
     after_label_set_changed(project=project)
-    return len(changed)
+    return project.label_set_version

@@ -282,3 +282,56 @@ def test_jobs_are_read_only(admin_client, one_of_each):
     assert response.status_code == 403
     job.refresh_from_db()
     assert job.status == Job.Status.PENDING
+
+
+def _change_form_data(admin_client, url: str) -> dict:
+    """The admin change form's current values, inlines included, as a browser would post them."""
+    response = admin_client.get(url)
+    form = response.context["adminform"].form
+    data = {}
+
+    def add(bound_form):
+        for name in bound_form.fields:
+            value = bound_form[name].value()
+            if value is None or value is False:
+                continue
+            key = bound_form.add_prefix(name)
+            data[key] = [str(v) for v in value] if isinstance(value, list | tuple) else str(value)
+
+    add(form)
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        add(formset.management_form)
+        for bound in formset.forms:
+            add(bound)
+    return data
+
+
+def test_editing_a_label_description_in_the_admin_bumps_the_label_set_version(
+    admin_client, django_capture_on_commit_callbacks
+):
+    from labeling.services.projects import project_create
+
+    project = project_create(name="Admin labels", labels=["sport", "tech"])
+    url = f"/admin/labeling/project/{project.pk}/change/"
+    data = _change_form_data(admin_client, url)
+    sport = project.labels.get(value="sport")
+    (key,) = [k for k, v in data.items() if k.endswith("-value") and v == "sport"]
+    data[key.replace("-value", "-description")] = "matches and athletes"
+    assert data[key.replace("-value", "-id")] == str(sport.pk)
+
+    with django_capture_on_commit_callbacks():
+        response = admin_client.post(url, data)
+
+    errors = response.context and list(response.context["errors"])
+    assert response.status_code == 302, errors
+    project.refresh_from_db()
+    assert project.label_set_version == 2
+    assert project.labels.get(value="sport").description == "matches and athletes"
+    assert Job.objects.filter(project=project, kind=Job.Kind.RANK).exists()
+
+    # saving the form again without a change leaves the version alone
+    with django_capture_on_commit_callbacks():
+        admin_client.post(url, _change_form_data(admin_client, url))
+    project.refresh_from_db()
+    assert project.label_set_version == 2
