@@ -87,3 +87,35 @@ def test_worker_finishes_the_demo_import_job(worker, settings, tmp_path):
         assert not any(label in external_id.lower() for label in LABELS), external_id
         assert metadata == {}
     assert item.final_labels is None
+
+    # then, within the first chunk of the embedding job the import queued, the worker ranks the
+    # queue on what is embedded and gives every embedded article a zero-shot suggestion from
+    # the label descriptions: annotator1's first item is a ranked one, with a suggestion
+    from labeling.api.selectors import item_suggestions
+    from labeling.management.commands.demo_setup import bbc_articles
+    from labeling.models import Prediction
+    from labeling.services.queue import queue_next_item
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    ranked = None
+    while ranked is None and time.monotonic() < deadline:
+        assert process.poll() is None, "worker exited:\n" + log_path.read_text(errors="replace")
+        failed = Job.objects.filter(project=project, status=Job.Status.FAILED).first()
+        assert failed is None, f"{failed.kind} failed: {failed.error}"
+        ranked = Job.objects.filter(
+            project=project, kind=Job.Kind.RANK, status=Job.Status.SUCCEEDED
+        ).first()
+        time.sleep(1)
+    assert ranked is not None, log_path.read_text(errors="replace")
+    assert ranked.result["ranking"] == "zero_shot", ranked.result
+    annotator = project.memberships.get(user__username="annotator1").user
+    served = queue_next_item(project=project, user=annotator).item
+    assert served.priority >= 10  # written by a ranking, not the import's random order
+    (shown, *_) = item_suggestions(item=served)
+    assert shown.source_kind == "zero_shot"
+    truth = {external_id: label for external_id, _, label in bbc_articles(bbc_corpus_dir())}
+    predictions = Prediction.objects.filter(project=project, source_kind="zero_shot")
+    pairs = list(predictions.values_list("item__external_id", "labels"))
+    right = sum(labels == [truth[external_id]] for external_id, labels in pairs)
+    assert len(pairs) >= 20
+    assert right / len(pairs) > 0.85, (right, len(pairs))
