@@ -32,7 +32,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models import Exists, F, Max, OuterRef, Q, Sum
 from django.utils import timezone
 
 from labeling.models import Item, Job, Project
@@ -180,6 +180,29 @@ def _plan(job: Job, model_name: str) -> bool:
     return True
 
 
+def _plan_more(job: Job, model_name: str) -> bool:
+    """Add chunks for the project's items still missing a vector and queue a lane for them.
+    Returns False when nothing is missing."""
+    from models_app.tasks import embed_task_enqueue
+
+    ids = list(_missing(job.project, model_name).order_by("id").values_list("id", flat=True))
+    if not ids:
+        return False
+    size = max(1, int(settings.EMBEDDING_CHUNK))
+    start = (EmbeddingChunk.objects.filter(job=job).aggregate(n=Max("number"))["n"] or 0) + 1
+    with transaction.atomic():
+        EmbeddingChunk.objects.bulk_create(
+            [
+                EmbeddingChunk(job=job, number=start + n, item_ids=ids[lo : lo + size])
+                for n, lo in enumerate(range(0, len(ids), size))
+            ],
+            ignore_conflicts=True,
+        )
+        Job.objects.filter(pk=job.pk).update(progress_total=F("progress_total") + len(ids))
+        transaction.on_commit(lambda: embed_task_enqueue(job_id=job.pk))
+    return True
+
+
 def _stale_before():
     return timezone.now() - timedelta(seconds=settings.EMBEDDING_CHUNK_STALE_SECONDS)
 
@@ -284,13 +307,20 @@ def _maybe_rank_early(job: Job, chunk: EmbeddingChunk) -> None:
 def _finish(job: Job, model_name: str) -> bool:
     """If every chunk is done, write the snapshot, mark the job succeeded and queue a ranking
     (once: under the job's row lock). Returns True when the job is finished."""
-    from models_app.services.vectors import vectors_rebuild
+    from models_app.services.vectors import VectorsMissing, vectors_rebuild
 
     if EmbeddingChunk.objects.filter(job=job).exclude(status=Chunk.DONE).exists():
         return False
     # Outside the lock (it only reads, and replaces the snapshot atomically): two lanes that
     # finish together may both write it; readers always see a complete one.
-    vectors_rebuild(project=job.project, model_name=model_name)
+    try:
+        vectors_rebuild(project=job.project, model_name=model_name)
+    except VectorsMissing:
+        # Items imported while the job ran (their import found this job and did not queue
+        # another): this job embeds them too, in more chunks.
+        if _plan_more(job, model_name):
+            return False
+        raise
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.is_finished:

@@ -220,3 +220,28 @@ def test_training_while_the_embedding_job_runs_reads_only_what_it_needs(
     texts = {item.text for item in labelled}
     assert set(encoded) <= texts | {"sport", "tech", "politics"}
     assert Embedding.objects.count() == 24
+
+
+def test_items_imported_while_the_job_runs_are_embedded_by_it_too(
+    no_broker, django_capture_on_commit_callbacks, small_chunks
+):
+    # Given a running job whose chunks were planned before a second import added items
+    from tests.factories import ItemFactory
+
+    project = topic_project(per_topic=4)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = embeddings_schedule(project=project)
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_run(job_id=job.pk)
+    late = [ItemFactory(project=project, text=f"a late article number {n}") for n in range(5)]
+    assert embeddings_schedule(project=project) == job  # the import finds this job running
+
+    # When its lanes run to the end
+    run_pending(no_broker)
+
+    # Then it embedded the late items as well and succeeded, with a full snapshot
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert (job.progress_done, job.progress_total) == (17, 17)
+    hashes = [item.content_hash for item in late]
+    assert Embedding.objects.filter(content_hash__in=hashes).count() == 5
