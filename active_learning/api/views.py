@@ -20,8 +20,13 @@ class SimilarItemSerializer(serializers.Serializer):
     external_id = serializers.CharField()
     text = serializers.CharField()
     similarity = serializers.FloatField()
-    final_labels = serializers.ListField(child=serializers.CharField(), allow_null=True)
-    priority = serializers.FloatField()
+    final_labels = serializers.ListField(
+        child=serializers.CharField(),
+        allow_null=True,
+        help_text="null for annotators (it may aggregate other annotators' answers, or be a "
+        "gold item's known answer).",
+    )
+    priority = serializers.FloatField(allow_null=True, help_text="null for annotators.")
 
 
 class ItemSimilarApi(ApiView):
@@ -33,7 +38,8 @@ class ItemSimilarApi(ApiView):
         responses=SimilarItemSerializer(many=True),
         operation_id="item_similar",
         summary="The item's nearest neighbours in embedding space",
-        description="Reviewers and managers: any item. Annotators: items they hold or labeled.",
+        description="Reviewers and managers: any item. Annotators: items they hold or labeled, "
+        "and the neighbours without their final labels or priority.",
         tags=["active learning"],
     )
     def get(self, request, pid: int, iid: int):
@@ -42,14 +48,17 @@ class ItemSimilarApi(ApiView):
         params = self.FilterSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         pairs = item_similar(project=project, item=item, k=params.validated_data.get("k", 10))
+        # Annotators label blind: no neighbour's final label (others' answers, a gold item's
+        # known answer, a re-opened item's earlier label) and no priority (gold items differ).
+        blind = role == Role.ANNOTATOR
         rows = [
             {
                 "id": other.pk,
                 "external_id": other.external_id,
                 "text": other.text[:500],
                 "similarity": round(similarity, 4),
-                "final_labels": other.final_labels,
-                "priority": other.priority,
+                "final_labels": None if blind else other.final_labels,
+                "priority": None if blind else other.priority,
             }
             for other, similarity in pairs
         ]

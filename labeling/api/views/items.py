@@ -20,14 +20,39 @@ class ItemSerializer(serializers.Serializer):
     external_id = serializers.CharField()
     text = serializers.CharField()
     metadata = serializers.JSONField()
-    status = serializers.ChoiceField(choices=Item.Status.choices)
-    priority = serializers.FloatField()
-    annotation_count = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Item.Status.choices, allow_null=True)
+    priority = serializers.FloatField(allow_null=True)
+    annotation_count = serializers.IntegerField(allow_null=True)
     final_labels = serializers.ListField(child=serializers.CharField(), allow_null=True)
     final_confidence = serializers.FloatField(allow_null=True)
     final_lineage = serializers.JSONField(allow_null=True)
     created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
+# What an annotator is not shown of an item (null in their answers). Final labels may
+# aggregate other annotators' answers (and a re-opened item keeps its earlier one); a gold
+# item's final label is its known answer; its status, annotation count, priority and last
+# change tell gold items (answered by everyone, never closed) and others' work apart.
+ANNOTATOR_HIDDEN_FIELDS = (
+    "status",
+    "priority",
+    "annotation_count",
+    "final_labels",
+    "final_confidence",
+    "final_lineage",
+    "updated_at",
+)
+
+
+def item_payload(*, item: Item, role: str) -> dict:
+    """`ItemSerializer`'s output for a caller with `role`: annotators get the hidden fields as
+    null."""
+    data = ItemSerializer(item).data
+    if role == Role.ANNOTATOR:
+        for name in ANNOTATOR_HIDDEN_FIELDS:
+            data[name] = None
+    return data
 
 
 class ItemListApi(ApiView):
@@ -61,13 +86,12 @@ class ItemDetailApi(ApiView):
         operation_id="item_retrieve",
         summary="One item",
         description="Reviewers and managers see any item of the project; annotators only an "
-        "item they hold a live lease on or have annotated, and without its final labels.",
+        "item they hold a live lease on or have annotated, and with `status`, `priority`, "
+        "`annotation_count`, `final_*` and `updated_at` null (they could reveal other "
+        "annotators' answers or a gold item).",
         tags=["items"],
     )
     def get(self, request, pid: int, iid: int):
         project, role = project_for_role(project_id=pid, user=request.user, role=Role.ANNOTATOR)
         item = item_for_viewer(project=project, role=role, user=request.user, item_id=iid)
-        if role == Role.ANNOTATOR:
-            # Final labels may aggregate other annotators' answers; don't bias this one.
-            item.final_labels = item.final_confidence = item.final_lineage = None
-        return Response(ItemSerializer(item).data)
+        return Response(item_payload(item=item, role=role))

@@ -18,6 +18,7 @@ from labeling.api.selectors import job_list
 from labeling.api.views.base import ApiView
 from labeling.importing import FORMATS as IMPORT_FORMATS
 from labeling.models import Job, Membership
+from labeling.selectors import membership_role
 from labeling.services.exports import (
     EXPORT_FORMATS,
     export_content_type,
@@ -82,12 +83,19 @@ class JobDetailApi(ApiView):
         responses=JobSerializer,
         operation_id="job_retrieve",
         summary="One job's status and progress",
-        description="Visible to every member of the job's project; poll it for progress bars.",
+        description="Visible to every member of the job's project; poll it for progress bars. "
+        "Annotators get `result` as {} and `error` as '' (an import's or aggregation's report "
+        "can quote labels and items).",
         tags=["jobs"],
     )
     def get(self, request, jid: int):
         job = job_for_member(job_id=jid, user=request.user)
-        return Response(JobSerializer(job).data)
+        data = JobSerializer(job).data
+        if job.project is not None and (
+            membership_role(project=job.project, user=request.user) == Role.ANNOTATOR
+        ):
+            data["result"], data["error"] = {}, ""
+        return Response(data)
 
 
 class JobListApi(ApiView):
