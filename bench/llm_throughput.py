@@ -97,6 +97,13 @@ def main() -> None:
             )
             for n, t in enumerate(texts)
         )
+        from django.conf import settings
+
+        # The operator allows the loopback server (LLM_ALLOWED_BASE_URLS).
+        settings.LLM_ALLOWED_BASE_URLS = [
+            *settings.LLM_ALLOWED_BASE_URLS,
+            f"http://127.0.0.1:{port}/v1",
+        ]
         ws = ws_settings_for(project=project)
         ws.llm_enabled = True
         ws.llm_base_url = f"http://127.0.0.1:{port}/v1"

@@ -127,6 +127,10 @@ def run_pipeline(texts: list[str], truth: dict[str, str]):
         for n, t in enumerate(texts)
     )  # fmt: skip
     with LLMServer(truth=truth, accuracy=LLM_ACCURACY, seed=SEED) as server:
+        from django.conf import settings
+
+        # The operator allows the loopback server (LLM_ALLOWED_BASE_URLS).
+        settings.LLM_ALLOWED_BASE_URLS = [*settings.LLM_ALLOWED_BASE_URLS, server.base_url]
         ws = ws_settings_for(project=project)
         ws.llm_enabled = True
         ws.llm_base_url = server.base_url

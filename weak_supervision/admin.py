@@ -19,11 +19,20 @@ from weak_supervision.models import (
 )
 from weak_supervision.services.apply import apply_job_create
 from weak_supervision.services.lfs import lf_config_validate, lf_create, lf_update
+from weak_supervision.services.settings import (
+    llm_base_url_validate,
+    ws_llm_api_key_set,
+    ws_settings_update,
+)
 
 
 class SettingsForm(forms.ModelForm):
+    """Validated by the settings service (allowed endpoints) and saved through it (the key is
+    encrypted, bound to its endpoint and cleared when the endpoint changes)."""
+
     llm_api_key = forms.CharField(
         required=False,
+        max_length=500,
         widget=forms.PasswordInput(render_value=False),
         help_text="Write-only: leave empty to keep the stored key.",
     )
@@ -37,7 +46,6 @@ class SettingsForm(forms.ModelForm):
             "llm_enabled",
             "llm_base_url",
             "llm_model",
-            "llm_api_key",
             "llm_concurrency",
             "llm_budget_usd",
             "llm_price_input_per_mtok",
@@ -51,21 +59,44 @@ class SettingsForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        stored = bool(self.instance and self.instance.pk and self.instance.llm_api_key)
+        stored = bool(self.instance and self.instance.pk and ws_llm_api_key_set(row=self.instance))
         self.fields["llm_api_key"].help_text = (
             "A key is stored (never shown). " if stored else "No key stored. "
-        ) + "Leave empty to keep it."
+        ) + "Leave empty to keep it; it is cleared when the endpoint changes."
 
-    def clean(self):
-        data = super().clean()
-        if not data.get("llm_api_key"):
-            data["llm_api_key"] = "" if data.get("clear_api_key") else self.instance.llm_api_key
-        return data
+    def clean_llm_base_url(self):
+        try:
+            return llm_base_url_validate(self.cleaned_data.get("llm_base_url"))
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def settings_changes(self) -> dict:
+        data = self.cleaned_data
+        changes = {name: data[name] for name in SettingsForm.Meta.fields if name in data}
+        return {
+            **changes,
+            "llm_api_key": data.get("llm_api_key") or None,
+            "llm_api_key_clear": bool(data.get("clear_api_key")),
+        }
+
+
+class SettingsFormSet(forms.BaseInlineFormSet):
+    """Rows are written by `ws_settings_update`, never by the ModelForm itself."""
+
+    def _save_through_service(self, form):
+        return ws_settings_update(project=self.instance, **form.settings_changes())
+
+    def save_new(self, form, commit=True):
+        return self._save_through_service(form)
+
+    def save_existing(self, form, obj, commit=True):
+        return self._save_through_service(form)
 
 
 class WeakSupervisionSettingsInline(admin.StackedInline):
     model = WeakSupervisionSettings
     form = SettingsForm
+    formset = SettingsFormSet
     can_delete = False
     extra = 0
     max_num = 1

@@ -22,7 +22,7 @@ from weak_supervision.services.common import ws_settings_for
 from weak_supervision.services.label_model import label_model_job_create
 from weak_supervision.services.lfs import lf_create, lf_delete, lf_try_sample, lf_update
 from weak_supervision.services.llm import SCOPES, llm_job_create
-from weak_supervision.services.settings import ws_settings_update
+from weak_supervision.services.settings import ws_llm_api_key_set, ws_settings_update
 
 Role = Membership.Role
 TAGS = ["pre-labels"]
@@ -288,10 +288,18 @@ class CascadeRunApi(ApiView):
 
 
 class SettingsSerializer(serializers.ModelSerializer):
-    """The API key is write-only: reads say whether one is set, never what it is."""
+    """The API key is write-only: reads say whether one is set, never what it is. The endpoint
+    must be one the operator allows (400 naming ``llm_base_url`` otherwise)."""
 
     llm_api_key = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=500
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="Write-only; empty keeps the stored key. Cleared when the endpoint changes.",
+    )
+    llm_api_key_clear = serializers.BooleanField(
+        write_only=True, required=False, default=False, help_text="Remove the stored key."
     )
     llm_api_key_set = serializers.SerializerMethodField()
 
@@ -303,6 +311,7 @@ class SettingsSerializer(serializers.ModelSerializer):
             "llm_enabled",
             "llm_base_url",
             "llm_api_key",
+            "llm_api_key_clear",
             "llm_api_key_set",
             "llm_model",
             "llm_concurrency",
@@ -319,7 +328,7 @@ class SettingsSerializer(serializers.ModelSerializer):
         read_only_fields = ["updated_at"]
 
     def get_llm_api_key_set(self, obj) -> bool:
-        return bool(obj.llm_api_key)
+        return ws_llm_api_key_set(row=obj)
 
 
 class SettingsApi(ApiView):
@@ -337,7 +346,8 @@ class SettingsApi(ApiView):
     )
     def patch(self, request, pid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
-        data = SettingsSerializer(ws_settings_for(project=project), data=request.data, partial=True)
+        # No instance: a refused change must not even create the default row.
+        data = SettingsSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         row = ws_settings_update(project=project, **data.validated_data)
         return Response(SettingsSerializer(row).data)

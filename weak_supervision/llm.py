@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 import re
@@ -20,10 +21,57 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
 
 PROMPT_TEMPLATE_VERSION = "1"
 MAX_RAW_CHARS = 2000
+
+
+def normalise_base_url(url: str) -> str:
+    """``scheme://host:port/path`` (lower-case scheme and host, the port always written, no
+    trailing slash): the form endpoints are compared in. ValueError if it is not a plain
+    http(s) URL (credentials, a query or a fragment are refused too)."""
+    text = (url or "").strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("Not a valid URL.") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("The URL must start with http:// or https:// and name a host.")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError("The URL must not contain credentials, a query or a fragment.")
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{host}:{port}{parts.path.rstrip('/')}"
+
+
+def allowed_endpoints(global_url: str, extra: Iterable[str]) -> set[str]:
+    """The normalised endpoints a project may use: the global one (when set) and the
+    operator's list. Unparseable entries are ignored (they can match nothing)."""
+    out = set()
+    for url in [global_url, *extra]:
+        if url and url.strip():
+            try:
+                out.add(normalise_base_url(url))
+            except ValueError:
+                logger.warning("Ignoring an unparseable allowed LLM endpoint %r.", url)
+    return out
+
+
+def http_reason(status_code: int) -> str:
+    """``HTTP 503 Service Unavailable``: a status line, never the response body."""
+    try:
+        return f"HTTP {status_code} {HTTPStatus(status_code).phrase}"
+    except ValueError:
+        return f"HTTP {status_code}"
 
 
 @dataclass(frozen=True)
@@ -214,7 +262,7 @@ class LLMClient:
     """One endpoint and model, with retries. Thread-safe (the openai client is)."""
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
     model: str
     timeout: float = 30.0
     max_attempts: int = 5
@@ -269,16 +317,28 @@ class LLMClient:
                     **({"logprobs": True} if self.logprobs else {}),
                 )
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise LLMFatal(f"The LLM endpoint refused the key: {exc}") from exc
+                logger.warning("LLM endpoint refused the key: %s", exc)
+                raise LLMFatal(
+                    f"The LLM endpoint refused the key ({http_reason(exc.status_code)})."
+                ) from exc
             except openai.NotFoundError as exc:
-                raise LLMFatal(f"Unknown model or endpoint path: {exc}") from exc
-            except (openai.APITimeoutError, openai.APIConnectionError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                logger.warning("LLM endpoint: unknown model or path: %s", exc)
+                raise LLMFatal(
+                    f"Unknown model or endpoint path ({http_reason(exc.status_code)})."
+                ) from exc
+            except openai.APITimeoutError as exc:
+                logger.info("LLM request timed out: %r", exc)
+                error = "Timeout"
+            except openai.APIConnectionError as exc:
+                logger.info("LLM connection error: %r", exc.__cause__ or exc)
+                error = "Connection error"
             except openai.APIStatusError as exc:
+                # The body goes to the worker log only: it is the remote server's text.
+                logger.warning("LLM endpoint answered %s: %s", exc.status_code, exc)
                 if exc.status_code != 429 and exc.status_code < 500:
-                    result.error = f"HTTP {exc.status_code}: {exc.message}"[:500]
+                    result.error = http_reason(exc.status_code)
                     return result
-                error = f"HTTP {exc.status_code}"
+                error = http_reason(exc.status_code)
                 retry_after = exc.response.headers.get("retry-after")
             else:
                 result.latency_ms += int((time.perf_counter() - started) * 1000)

@@ -43,8 +43,12 @@ class WeakSupervisionSettings(models.Model):
     llm_base_url = models.CharField(
         max_length=500, blank=True, help_text="Empty: the LLM_BASE_URL setting."
     )
-    llm_api_key = models.CharField(
-        max_length=500, blank=True, help_text="Empty: the LLM_API_KEY setting. Never shown back."
+    llm_api_key_sealed = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="The project's own API key, encrypted and bound to the endpoint it was saved "
+        "for (weak_supervision.crypto); set and cleared only through the settings service. "
+        "Never shown back.",
     )
     llm_model = models.CharField(max_length=200, blank=True, help_text="Empty: LLM_MODEL.")
     llm_concurrency = models.PositiveSmallIntegerField(

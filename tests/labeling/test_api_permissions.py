@@ -25,6 +25,7 @@ from labeling.models import (
 from labeling.services.annotations import annotation_submit
 from labeling.services.jobs import job_create
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, UserFactory
+from weak_supervision.models import WeakSupervisionSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -79,6 +80,19 @@ ENDPOINTS = [
     Endpoint("job-detail", "get", "job-detail", ("jid",), Role.ANNOTATOR, 200),
     Endpoint(
         "export", "get", "export", ("pid",), Role.MANAGER, 200, extra={"format": "jsonl"},
+    ),
+    Endpoint(
+        "prelabel-settings", "get", "weak_supervision_api:settings", ("pid",), Role.MANAGER, 200,
+    ),
+    Endpoint(
+        "prelabel-settings-edit", "patch", "weak_supervision_api:settings", ("pid",),
+        Role.MANAGER, 200, body={"cascade_threshold": 0.9},
+    ),
+    # LLM endpoints are the operator's: a URL outside LLM_ALLOWED_BASE_URLS (here the
+    # database's port) is refused even to managers, and nothing is written.
+    Endpoint(
+        "prelabel-settings-foreign-endpoint", "patch", "weak_supervision_api:settings", ("pid",),
+        Role.MANAGER, 400, body={"llm_base_url": "http://127.0.0.1:5432/", "llm_api_key": "k"},
     ),
 ]  # fmt: skip
 
@@ -135,7 +149,8 @@ def _expected(endpoint: Endpoint, caller: str, where: str) -> int:
 
 
 def _call(client, endpoint: Endpoint, objects: dict):
-    path = reverse(f"api:{endpoint.route}", kwargs={k: objects[k] for k in endpoint.kwargs})
+    route = endpoint.route if ":" in endpoint.route else f"api:{endpoint.route}"
+    path = reverse(route, kwargs={k: objects[k] for k in endpoint.kwargs})
     if endpoint.method == "get":
         return client.get(path, endpoint.extra)
     body = endpoint.body() if callable(endpoint.body) else endpoint.body
@@ -149,6 +164,11 @@ def _state():
         AnnotationEvent.objects.count(),
         Job.objects.count(),
         list(Item.objects.order_by("pk").values_list("pk", "status")),
+        list(
+            WeakSupervisionSettings.objects.order_by("pk").values_list(
+                "project_id", "llm_base_url", "llm_api_key_sealed", "cascade_threshold"
+            )
+        ),
     )
 
 
@@ -168,7 +188,9 @@ def test_permission_matrix(world, endpoint, caller, where):
     assert response.status_code == expected, getattr(response, "data", response)
     if expected == 404:
         assert response.json() == {"detail": "Not found."}
-    if expected in (401, 403, 404):
+    if expected == 400:
+        assert response.json()["field"] == "llm_base_url"
+    if expected in (400, 401, 403, 404):
         assert _state() == before, "a refused request must change nothing"
 
 

@@ -7,9 +7,12 @@ from django.urls import reverse
 from labeling.models import Job, Membership
 from tests.factories import MembershipFactory, UserFactory
 from tests.weak_supervision.conftest import make_items
+from weak_supervision.crypto import unseal
 from weak_supervision.models import LabelingFunction, WeakSupervisionSettings
 from weak_supervision.services.apply import apply_job_create, apply_run
+from weak_supervision.services.common import llm_config, ws_settings_for
 from weak_supervision.services.lfs import lf_create
+from weak_supervision.services.settings import ws_settings_update
 
 Role = Membership.Role
 pytestmark = pytest.mark.django_db
@@ -94,7 +97,8 @@ def test_manager_creates_tries_edits_and_applies_a_function(
     assert not LabelingFunction.objects.exists()
 
 
-def test_api_key_is_write_only(client, spam_project, users):
+def test_api_key_is_write_only(client, spam_project, users, settings):
+    settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"
     client.force_login(users[Role.MANAGER])
     response = client.patch(
         url(spam_project, "prelabel-settings/"),
@@ -112,7 +116,8 @@ def test_api_key_is_write_only(client, spam_project, users):
         {"llm_api_key": ""},
         content_type="application/json",
     )
-    assert WeakSupervisionSettings.objects.get().llm_api_key == "sk-very-secret"
+    row = WeakSupervisionSettings.objects.get()
+    assert unseal(row.llm_api_key_sealed).secret == "sk-very-secret"
     bad = client.patch(
         url(spam_project, "prelabel-settings/"),
         {"cascade_threshold": 1.5},
@@ -121,6 +126,96 @@ def test_api_key_is_write_only(client, spam_project, users):
     assert bad.status_code == 400
     dashboard = client.get(url(spam_project, "prelabels/")).content.decode()
     assert "sk-very-secret" not in dashboard
+    page = reverse("weak_supervision:dashboard", kwargs={"project_id": spam_project.pk})
+    assert "sk-very-secret" not in client.get(page).content.decode()
+    # an explicit clear removes it
+    cleared = client.patch(
+        url(spam_project, "prelabel-settings/"),
+        {"llm_api_key_clear": True},
+        content_type="application/json",
+    )
+    assert cleared.json()["llm_api_key_set"] is False
+    assert WeakSupervisionSettings.objects.get().llm_api_key_sealed == ""
+
+
+def _raw_settings_row(project) -> dict:
+    """The row as the database stores it (what a dump or a read replica would show)."""
+    from django.db import connection
+
+    table = WeakSupervisionSettings._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table} WHERE project_id = %s", [project.pk])
+        columns = [c[0] for c in cursor.description]
+        return dict(zip(columns, cursor.fetchone(), strict=True))
+
+
+def test_the_llm_endpoint_is_the_operators_choice_and_a_key_stays_with_its_endpoint(
+    client, spam_project, users, settings
+):
+    settings.LLM_BASE_URL = "https://llm.example.org/v1"
+    settings.LLM_ALLOWED_BASE_URLS = ["http://127.0.0.1:8001/v1/", "https://other.example.org/v1"]
+    client.force_login(users[Role.MANAGER])
+    settings_url = url(spam_project, "prelabel-settings/")
+    before = _raw_settings_row(spam_project) if WeakSupervisionSettings.objects.exists() else None
+    for refused in (
+        "http://127.0.0.1:5432",  # the database's port: no scanning of internal services
+        "http://127.0.0.1:8001/v2",  # an allowed host with another path
+        "https://llm.example.org:8443/v1",  # another port
+        "file:///etc/passwd",
+        "http://user:pw@127.0.0.1:8001/v1",
+    ):
+        response = client.patch(
+            settings_url,
+            {"llm_base_url": refused, "llm_api_key": "sk-x"},
+            content_type="application/json",
+        )
+        assert response.status_code == 400, refused
+        assert response.json()["field"] == "llm_base_url"
+    after = _raw_settings_row(spam_project) if WeakSupervisionSettings.objects.exists() else None
+    assert after == before, "a refused endpoint writes nothing"
+
+    # an allowed one, however it is spelt, is stored normalised; its key is sealed
+    response = client.patch(
+        settings_url,
+        {"llm_base_url": "HTTP://127.0.0.1:8001/v1", "llm_api_key": "sk-project-plaintext"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert response.json()["llm_base_url"] == "http://127.0.0.1:8001/v1"
+    assert response.json()["llm_api_key_set"] is True
+    raw = _raw_settings_row(spam_project)
+    assert "sk-project-plaintext" not in repr(raw)
+    assert unseal(raw["llm_api_key_sealed"]).endpoint == "http://127.0.0.1:8001/v1"
+    config = llm_config(project=spam_project)
+    assert (config.api_key, config.api_key_source) == ("sk-project-plaintext", "project")
+    assert "sk-project-plaintext" not in repr(config)
+
+    # another endpoint: the project's key is cleared, never carried over
+    response = client.patch(
+        settings_url,
+        {"llm_base_url": "https://other.example.org/v1"},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert response.json()["llm_api_key_set"] is False
+    assert WeakSupervisionSettings.objects.get().llm_api_key_sealed == ""
+    # and the operator's key goes only to the operator's endpoint
+    settings.LLM_API_KEY = "sk-operator-global"
+    assert llm_config(project=spam_project).api_key == ""
+    client.patch(settings_url, {"llm_base_url": ""}, content_type="application/json")
+    config = llm_config(project=spam_project)
+    assert (config.api_key, config.api_key_source) == ("sk-operator-global", "global")
+
+
+def test_a_key_bound_to_another_endpoint_is_not_sent(spam_project, settings):
+    # the endpoint changed behind the service's back (an old row, a hand edit): the sealed key
+    # names the endpoint it was given for, so it is not used for the new one
+    settings.LLM_ALLOWED_BASE_URLS = ["http://127.0.0.1:8001/v1", "http://127.0.0.1:8002/v1"]
+    ws_settings_update(
+        project=spam_project, llm_base_url="http://127.0.0.1:8001/v1", llm_api_key="sk-p"
+    )
+    WeakSupervisionSettings.objects.update(llm_base_url="http://127.0.0.1:8002/v1")
+    assert llm_config(project=spam_project).api_key == ""
 
 
 def test_llm_and_cascade_endpoints_refuse_until_configured(client, spam_project, users):
@@ -157,13 +252,17 @@ def test_dashboard_page_roles_and_content(client, spam_project, users):
     assert "50.0%" in html  # coverage of "cash words"
 
 
-def test_admin_settings_inline_hides_the_key_and_lf_admin_validates(admin_client, spam_project):
-    WeakSupervisionSettings.objects.create(project=spam_project, llm_api_key="sk-admin-secret")
+def test_admin_settings_inline_hides_the_key_and_lf_admin_validates(
+    admin_client, spam_project, settings
+):
+    settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"
+    ws_settings_update(project=spam_project, llm_api_key="sk-admin-secret")
     html = admin_client.get(
         reverse("admin:labeling_project_change", args=[spam_project.pk])
     ).content.decode()
     assert "pre-label settings" in html.lower()
     assert "sk-admin-secret" not in html
+    assert "A key is stored" in html
     response = admin_client.post(
         reverse("admin:weak_supervision_labelingfunction_add"),
         {
@@ -193,3 +292,71 @@ def test_admin_settings_inline_hides_the_key_and_lf_admin_validates(admin_client
     lf = LabelingFunction.objects.get(name="k")
     assert lf.config["keywords"] == ["win", "cash"]
     assert lf.version == 1
+
+
+def _admin_post_data(response) -> dict:
+    """The change form's current values, as the browser would post them back."""
+    from django import forms
+
+    data = {}
+    all_forms = [response.context["adminform"].form]
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        management = formset.management_form
+        for name in management.fields:
+            data[management.add_prefix(name)] = management[name].value()
+        all_forms.extend(formset.forms)
+    for form in all_forms:
+        for name, field in form.fields.items():
+            value = form[name].value()
+            if isinstance(field, forms.BooleanField):
+                if value:
+                    data[form.add_prefix(name)] = "on"
+            elif value is not None:
+                data[form.add_prefix(name)] = value
+    return data
+
+
+def test_admin_refuses_an_endpoint_the_operator_does_not_allow_and_saves_through_the_service(
+    admin_client, spam_project, settings
+):
+    settings.LLM_ALLOWED_BASE_URLS = ["http://127.0.0.1:8001/v1"]
+    ws_settings_for(project=spam_project)
+    change = reverse("admin:labeling_project_change", args=[spam_project.pk])
+    data = _admin_post_data(admin_client.get(change))
+    prefix = next(k for k in data if k.endswith("-llm_base_url")).rsplit("-", 1)[0]
+    before = _raw_settings_row(spam_project)
+
+    response = admin_client.post(
+        change,
+        {
+            **data,
+            f"{prefix}-llm_base_url": "http://127.0.0.1:5432",
+            f"{prefix}-llm_api_key": "sk-admin-typed",
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error on the field
+    (inline_form,) = [
+        form
+        for inline in response.context["inline_admin_formsets"]
+        if inline.formset.model is WeakSupervisionSettings
+        for form in inline.formset.forms
+    ]
+    assert "not one the operator allows" in " ".join(inline_form.errors["llm_base_url"])
+    assert _raw_settings_row(spam_project) == before
+
+    response = admin_client.post(
+        change,
+        {
+            **data,
+            f"{prefix}-llm_base_url": "http://127.0.0.1:8001/v1/",
+            f"{prefix}-llm_api_key": "sk-admin-typed",
+        },
+    )
+    assert response.status_code == 302
+    raw = _raw_settings_row(spam_project)
+    assert raw["llm_base_url"] == "http://127.0.0.1:8001/v1"
+    assert "sk-admin-typed" not in repr(raw)
+    assert llm_config(project=spam_project).api_key == "sk-admin-typed"
+    html = admin_client.get(change).content.decode()
+    assert "sk-admin-typed" not in html

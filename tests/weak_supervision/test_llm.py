@@ -15,6 +15,7 @@ from weak_supervision.models import LLMPrompt, LLMResponse
 from weak_supervision.selectors import llm_report
 from weak_supervision.services.common import ws_settings_for
 from weak_supervision.services.llm import llm_job_create, llm_run
+from weak_supervision.services.settings import ws_settings_update
 
 pytestmark = pytest.mark.usefixtures("loopback_only")
 
@@ -47,18 +48,19 @@ def _client_factory(config):
     )
 
 
-def _configure(project, server, **extra):
-    ws = ws_settings_for(project=project)
-    ws.llm_enabled = True
-    ws.llm_base_url = server.base_url
-    ws.llm_model = "sim-1"
-    ws.llm_api_key = "sk-test-secret"
-    ws.llm_concurrency = 4
-    ws.llm_price_input_per_mtok = Decimal("1000")
-    ws.llm_price_output_per_mtok = Decimal("2000")
-    for key, value in extra.items():
-        setattr(ws, key, value)
-    ws.save()
+def _configure(project, server, settings, **extra):
+    """Point the project at the loopback server, an endpoint the operator allows."""
+    settings.LLM_ALLOWED_BASE_URLS = [*settings.LLM_ALLOWED_BASE_URLS, server.base_url]
+    values = {
+        "llm_enabled": True,
+        "llm_base_url": server.base_url,
+        "llm_model": "sim-1",
+        "llm_api_key": "sk-test-secret",
+        "llm_concurrency": 4,
+        "llm_price_input_per_mtok": Decimal("1000"),
+        "llm_price_output_per_mtok": Decimal("2000"),
+    }
+    ws_settings_update(project=project, **{**values, **extra})
 
 
 def _run(project, **params):
@@ -77,12 +79,12 @@ def test_llm_is_off_until_configured(spam_project):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_outcome_over_real_http(spam_project):
+def test_every_outcome_over_real_http(spam_project, settings):
     items = make_items(spam_project, list(TEXTS))
     with LLMServer(
         truth=TEXTS, plan={k: list(v) for k, v in PLAN.items()}, hang_seconds=2.0
     ) as server:
-        _configure(spam_project, server)
+        _configure(spam_project, server, settings)
         job = _run(spam_project)
         requests_first = server.stats["requests"]
     assert job.status == Job.Status.SUCCEEDED, job.error
@@ -120,7 +122,7 @@ def test_every_outcome_over_real_http(spam_project):
 
     # when the job runs again, cached answers cost nothing; only the failed item is asked again
     with LLMServer(truth=TEXTS, plan={"[500]": ["ok"]}) as server:
-        _configure(spam_project, server)
+        _configure(spam_project, server, settings)
         job = _run(spam_project)
         assert server.stats["requests"] == 1
         assert server.requests[0]["text"] == "server trouble [500]"
@@ -130,11 +132,11 @@ def test_every_outcome_over_real_http(spam_project):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_budget_stops_the_job(spam_project):
+def test_budget_stops_the_job(spam_project, settings):
     make_items(spam_project, [f"message number {n}" for n in range(40)])
     with LLMServer() as server:
         # one request costs about 0.1-0.2 USD at these prices
-        _configure(spam_project, server, llm_budget_usd=Decimal("0.5"), llm_concurrency=1)
+        _configure(spam_project, server, settings, llm_budget_usd=Decimal("0.5"), llm_concurrency=1)
         job = _run(spam_project)
         asked = server.stats["requests"]
     assert job.status == Job.Status.CANCELLED
@@ -145,7 +147,7 @@ def test_budget_stops_the_job(spam_project):
     assert spent >= Decimal("0.5")
     # a further run stops before asking anything
     with LLMServer() as server:
-        _configure(spam_project, server, llm_budget_usd=Decimal("0.5"))
+        _configure(spam_project, server, settings, llm_budget_usd=Decimal("0.5"))
         job = _run(spam_project)
         assert server.stats["requests"] == 0
     assert job.status == Job.Status.CANCELLED
@@ -153,7 +155,7 @@ def test_budget_stops_the_job(spam_project):
 
 @pytest.mark.django_db(transaction=True)
 def test_prompt_uses_guidelines_and_human_examples_and_accuracy_is_reported_per_class(
-    spam_project,
+    spam_project, settings
 ):
     texts = (
         ["human spam one", "human ham one"]
@@ -164,7 +166,7 @@ def test_prompt_uses_guidelines_and_human_examples_and_accuracy_is_reported_per_
     human = {n: truth[t] for n, t in enumerate(texts) if n < 2 or n in (5, 6, 15, 16)}
     make_items(spam_project, texts, human=human)
     with LLMServer(truth=truth, accuracy={"spam": 1.0, "ham": 0.0}, logprobs=False) as server:
-        _configure(spam_project, server, llm_few_shot=2)
+        _configure(spam_project, server, settings, llm_few_shot=2)
         job = _run(spam_project, eval_sample=10)
         first = server.requests[0]
     assert job.status == Job.Status.SUCCEEDED
@@ -209,3 +211,87 @@ def test_parse_answer_validates_against_the_label_set():
     prompt = build_prompt(guidelines="g", labels=labels)
     assert prompt.fingerprint == build_prompt(guidelines="g", labels=labels).fingerprint
     assert prompt.fingerprint != build_prompt(guidelines="h", labels=labels).fingerprint
+
+
+class RecordingServer(LLMServer):
+    """The loopback server, recording each request's Authorization header; with ``fail``
+    set, every request gets that status and a body that contains a secret."""
+
+    SECRET_BODY = "internal-detail-do-not-show-7f3a /srv/app/secret.py"
+
+    def __init__(self, *, fail: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.fail = fail
+        self.authorization: list[str | None] = []
+
+    def _handle(self, handler):
+        with self._lock:
+            self.authorization.append(handler.headers.get("Authorization"))
+        if self.fail is None:
+            super()._handle(handler)
+            return
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        self._send(handler, self.fail, {"error": {"message": self.SECRET_BODY}})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_global_key_goes_only_to_the_global_endpoint(spam_project, settings):
+    make_items(spam_project, ["win a free cruise, call now", "see you at lunch"])
+    with RecordingServer(truth=TEXTS) as main, RecordingServer(truth=TEXTS) as second:
+        settings.LLM_BASE_URL = main.base_url
+        settings.LLM_API_KEY = "sk-operator-global"
+        settings.LLM_MODEL = "sim-1"
+        settings.LLM_ALLOWED_BASE_URLS = [second.base_url]
+        ws_settings_update(project=spam_project, llm_enabled=True, llm_base_url=second.base_url)
+        job = _run(spam_project)
+        assert job.status == Job.Status.SUCCEEDED, job.error
+        assert second.authorization, "the second endpoint was asked"
+        assert not any("sk-operator-global" in (a or "") for a in second.authorization)
+        # the project's own key goes to its endpoint ...
+        LLMResponse.objects.all().delete()
+        ws_settings_update(project=spam_project, llm_api_key="sk-project-own")
+        _run(spam_project)
+        assert second.authorization[-1] == "Bearer sk-project-own"
+        # ... and back on the operator's endpoint the project key is gone: the global one
+        LLMResponse.objects.all().delete()
+        ws_settings_update(project=spam_project, llm_base_url="")
+        _run(spam_project)
+        assert set(main.authorization) == {"Bearer sk-operator-global"}
+    assert not any("sk-project-own" in (a or "") for a in main.authorization)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("status", [500, 400])
+def test_a_remote_error_body_never_reaches_the_job(spam_project, settings, status):
+    make_items(spam_project, ["see you at lunch"])
+    with RecordingServer(fail=status) as server:
+        _configure(spam_project, server, settings)
+        job = _run(spam_project)
+    assert job.status == Job.Status.SUCCEEDED
+    assert job.result["errors"] == 1
+    reason = {500: "HTTP 500 Internal Server Error", 400: "HTTP 400 Bad Request"}[status]
+    assert job.result["first_error"] == reason
+    stored = repr((job.error, job.message, job.result)) + repr(
+        list(Prediction.objects.values_list("details", flat=True))
+        + list(LLMResponse.objects.values_list("error", "raw"))
+    )
+    assert "internal-detail" not in stored
+    assert "/srv/app" not in stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_key_fails_the_job_with_a_short_reason(spam_project, settings, caplog):
+    from weak_supervision.tasks import llm_task
+
+    make_items(spam_project, ["see you at lunch"])
+    with RecordingServer(fail=401) as server:
+        _configure(spam_project, server, settings)
+        job = llm_job_create(project=spam_project)
+        llm_task.apply(args=(job.pk,))
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error == "LLMFatal: The LLM endpoint refused the key (HTTP 401 Unauthorized)."
+    assert "internal-detail" not in repr((job.error, job.message, job.result))
+    # the full detail is in the worker's log
+    assert "internal-detail" in caplog.text
+    assert "Traceback" in caplog.text

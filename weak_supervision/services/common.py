@@ -4,7 +4,7 @@ job bookkeeping."""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +12,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from labeling.models import Item, Job, Project
+from weak_supervision.crypto import unseal
+from weak_supervision.llm import allowed_endpoints, normalise_base_url
 from weak_supervision.models import WeakSupervisionSettings
 
 
@@ -60,7 +62,8 @@ class LLMConfig:
     enabled: bool
     reason: str
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)
+    api_key_source: str  # "project", "global" or "" (none sent)
     model: str
     concurrency: int
     price_input: float
@@ -68,22 +71,57 @@ class LLMConfig:
     budget: float | None
 
 
+def llm_global_endpoint() -> str:
+    """LLM_BASE_URL normalised ("" when unset or unparseable)."""
+    try:
+        return normalise_base_url(settings.LLM_BASE_URL or "")
+    except ValueError:
+        return ""
+
+
+def llm_allowed_endpoints() -> set[str]:
+    """What the operator lets a project choose: LLM_BASE_URL and LLM_ALLOWED_BASE_URLS."""
+    return allowed_endpoints(settings.LLM_BASE_URL or "", settings.LLM_ALLOWED_BASE_URLS)
+
+
+def llm_endpoint_of(row: WeakSupervisionSettings) -> str | None:
+    """The project's effective endpoint, normalised; None if it does not parse."""
+    try:
+        return normalise_base_url(row.llm_base_url or settings.LLM_BASE_URL or "")
+    except ValueError:
+        return None
+
+
 def llm_config(*, project: Project) -> LLMConfig:
     """The effective LLM configuration: project overrides, else settings. Off until an endpoint
-    and a model are known and the project switched it on."""
+    and a model are known and the project switched it on, and off for an endpoint the operator
+    does not allow (however it was stored). The global key goes only to the global endpoint; a
+    project key only to the endpoint it was saved for."""
     row = ws_settings_for(project=project)
-    base_url = row.llm_base_url or settings.LLM_BASE_URL or ""
+    endpoint = llm_endpoint_of(row)
     model = row.llm_model or settings.LLM_MODEL or ""
     reason = ""
     if not row.llm_enabled:
         reason = "LLM pre-labels are switched off for this project."
-    elif not base_url or not model:
+    elif not (row.llm_base_url or settings.LLM_BASE_URL) or not model:
         reason = "No LLM endpoint: set LLM_BASE_URL and LLM_MODEL (or the project's own)."
+    elif endpoint is None or endpoint not in llm_allowed_endpoints():
+        reason = (
+            "The project's LLM endpoint is not one the operator allows "
+            "(LLM_BASE_URL, LLM_ALLOWED_BASE_URLS)."
+        )
+    api_key, source = "", ""
+    bound = unseal(row.llm_api_key_sealed)
+    if endpoint and bound is not None and bound.endpoint == endpoint:
+        api_key, source = bound.secret, "project"
+    elif endpoint and endpoint == llm_global_endpoint() and settings.LLM_API_KEY:
+        api_key, source = settings.LLM_API_KEY, "global"
     return LLMConfig(
         enabled=not reason,
         reason=reason,
-        base_url=base_url,
-        api_key=row.llm_api_key or settings.LLM_API_KEY or "",
+        base_url=endpoint or "",
+        api_key=api_key,
+        api_key_source=source,
         model=model,
         concurrency=max(1, row.llm_concurrency or settings.LLM_CONCURRENCY),
         price_input=float(
