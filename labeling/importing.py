@@ -32,7 +32,12 @@ Validation (`RowValidator`): each problem is a `RowError` (row, line, field, rea
 empty text, missing id, duplicate id within the file, invalid UTF-8, a NUL character (which neither
 PostgreSQL text nor JSON can store), text over ``max_text_chars``, id over ``max_id_chars``, any
 other field over ``max_field_chars``, unknown label, several labels in a single-label project, a
-malformed JSON line, a CSV row with more values than the header has columns.
+malformed JSON line, JSON nested more than ``max_json_depth`` levels, a CSV row with more values
+than the header has columns.
+
+Problems with the file as a whole (`ImportFileError`, fatal): no header, a header of more than
+``max_columns`` columns (or a header line over ``max_record_chars``), a CSV quote that is never
+closed (reported with the row and line where it opened), a JSON array that cannot be read on.
 
 Duplicate ids are found with a set of Python's 64-bit string hashes (about 70 bytes per row, not the
 ids themselves); two different ids share a hash with probability n²/2⁶⁵, about 3·10⁻⁸ for a
@@ -45,7 +50,6 @@ import codecs
 import csv
 import hashlib
 import io
-import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -89,6 +93,10 @@ class Limits:
     max_text_chars: int = 100_000
     max_field_chars: int = 10_000
     max_id_chars: int = 255  # Item.external_id
+    max_columns: int = 1000
+    # Nesting of a JSON value in a row (metadata), and of a label cell's JSON list. Deeper values
+    # would also reach the recursion limits of json, orjson and the validator itself.
+    max_json_depth: int = 100
 
     @property
     def max_record_chars(self) -> int:
@@ -259,25 +267,42 @@ class RecordReader:
     # CSV ---------------------------------------------------------------------------------
     def _csv(self, stream: BinaryIO, delimiter: str | None) -> Iterator[Record]:
         text = _text_stream(stream)
-        first = text.readline()
+        limit = self.limits.max_record_chars
+        first = text.readline(limit)
         if not first.strip():
             raise ImportFileError(RowError(None, None, "The CSV file has no header row.", 1))
+        if len(first) >= limit and not first.endswith(("\n", "\r")):
+            reason = f"The CSV header line is longer than {limit} characters."
+            raise ImportFileError(RowError(None, None, reason, 1))
         delimiter = delimiter or sniff_delimiter(first)
-        limit = self.limits.max_record_chars
+        max_columns = self.limits.max_columns
+        if first.count(delimiter) >= max_columns:
+            # Counted on the raw line (quoted delimiters included: an upper bound) before the
+            # csv module builds a list of a million names.
+            header_columns = len(next(csv.reader([first], delimiter=delimiter, strict=False)))
+            if header_columns > max_columns:
+                reason = (
+                    f"The CSV header has {header_columns} columns; the limit is {max_columns} "
+                    "(IMPORT_MAX_COLUMNS)."
+                )
+                raise ImportFileError(RowError(None, None, reason, 1))
         if csv.field_size_limit() < limit:
             csv.field_size_limit(limit)
-        reader = csv.reader(itertools.chain((first,), text), delimiter=delimiter, strict=False)
+        lines = _LinesToTheEnd(first, text)
+        reader = csv.reader(lines, delimiter=delimiter, strict=False)
         try:
             header = next(reader)
         except csv.Error as exc:
             error = RowError(None, None, f"Unreadable CSV header: {exc}.", 1)
             raise ImportFileError(error) from exc
+        if lines.ended:
+            raise ImportFileError(_unclosed_quote(None, 1))
         columns = [name.strip() for name in header]
         self.columns = columns
-        return self._csv_rows(reader, columns)
+        return self._csv_rows(reader, columns, lines)
 
     @staticmethod
-    def _csv_rows(reader: Any, columns: list[str]) -> Iterator[Record]:
+    def _csv_rows(reader: Any, columns: list[str], lines: _LinesToTheEnd) -> Iterator[Record]:
         width = len(columns)
         row = 0
         line_end = reader.line_num
@@ -292,11 +317,17 @@ class RecordReader:
                     RowError(
                         row + 1,
                         None,
-                        f"The CSV cannot be read from here on ({exc}); an unclosed quote?",
+                        f"The CSV cannot be read from here on ({exc}); an unclosed quote in "
+                        f"row {row + 1} (line {line})?",
                         line,
                     )
                 ) from exc
             line_end = reader.line_num
+            if lines.ended:
+                # A record that ends properly is returned before the reader asks for another
+                # line; one that needed the end of the file was inside a quote that never
+                # closed, and swallowed every line after the one it opened on.
+                raise ImportFileError(_unclosed_quote(row + 1, line))
             if not values:
                 continue  # blank line
             row += 1
@@ -352,6 +383,9 @@ class RecordReader:
                     reason = f"Malformed JSON: {exc.msg} at column {exc.colno}."
                     yield Record(row, line, None, reason)
                     continue
+                except RecursionError:
+                    yield Record(row, line, None, _TOO_DEEP)
+                    continue
             if type(value) is not dict:
                 yield Record(row, line, None, f"Expected a JSON object, got {_json_type(value)}.")
                 continue
@@ -366,6 +400,9 @@ class RecordReader:
         row = 0
         for line, value in parser:
             row += 1
+            if value is _NESTED_TOO_DEEPLY:
+                yield Record(row, line, None, _TOO_DEEP)
+                continue
             if not isinstance(value, dict):
                 yield Record(row, line, None, f"Expected a JSON object, got {_json_type(value)}.")
                 continue
@@ -373,6 +410,45 @@ class RecordReader:
 
 
 _LONG_NUMBER = re.compile(rb"[0-9]{19}").search
+_TOO_DEEP = "Malformed JSON: nested too deeply to read."
+
+
+class _LinesToTheEnd:
+    """The CSV file's lines for `csv.reader` (the header line first), noting when they run out:
+    a record still being read then was inside a quote that was never closed."""
+
+    def __init__(self, first: str, rest: Iterable[str]) -> None:
+        self.first = first
+        self.rest = rest
+        self.ended = False
+
+    def __iter__(self) -> Iterator[str]:
+        yield self.first
+        yield from self.rest
+        self.ended = True
+
+
+def _unclosed_quote(row: int | None, line: int) -> RowError:
+    where = f"row {row} (line {line})" if row is not None else f"the header (line {line})"
+    return RowError(
+        row,
+        None,
+        f"A quote opened in {where} is never closed: it would swallow every line after it.",
+        line,
+    )
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Is the JSON value nested more than `limit` levels (a scalar is level 0)? Iterative:
+    no recursion limit to reach."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if type(item) is dict else item
+        stack.extend((c, depth + 1) for c in children if type(c) is dict or type(c) is list)
+    return False
 
 
 def _may_have_rounded(value: dict[str, Any], raw: bytes) -> bool:
@@ -398,6 +474,8 @@ def _json_type(value: Any) -> str:
 
 
 _WS = re.compile(r"[ \t\n\r]*")
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|["\[\]{}]', re.DOTALL)
+_NESTED_TOO_DEEPLY: Any = object()
 
 
 class _JsonArrayParser:
@@ -452,6 +530,17 @@ class _JsonArrayParser:
         while True:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                # Too deep for the decoder: find where the element ends by matching brackets,
+                # so that it is one bad row and the rest of the file can still be read.
+                if row and self._skip_nested():
+                    return _NESTED_TOO_DEEPLY
+                where = "element" if row else "value"
+                raise self._fatal(
+                    f"The JSON {where} is nested too deeply to read (the file cannot be read "
+                    "past it).",
+                    row,
+                ) from None
             except json.JSONDecodeError as exc:
                 # Probably cut off at the end of the buffer: read more, up to the element limit.
                 if len(self.buf) - self.pos < self.max_element and self._fill():
@@ -465,6 +554,29 @@ class _JsonArrayParser:
                 continue
             self.pos = end
             return value
+
+    def _skip_nested(self) -> bool:
+        """Move past the array or object at `pos` by matching its brackets outside strings;
+        False if it does not end within the element limit."""
+        depth = 0
+        offset = 0  # from self.pos, which `_fill` moves
+        while True:
+            buf, start = self.buf, self.pos
+            for match in _JSON_TOKEN.finditer(buf, start + offset):
+                token = match[0]
+                if token == '"':  # a string that goes on in the next chunk
+                    offset = match.start() - start
+                    break
+                if token[0] == '"':
+                    continue
+                depth += 1 if token in "[{" else -1
+                if depth == 0:
+                    self.pos = match.end()
+                    return True
+            else:
+                offset = len(buf) - start
+            if len(self.buf) - self.pos >= self.max_element or not self._fill():
+                return False
 
     def _expect(self, char: str, row: int | None) -> None:
         if self._skip_ws() != char:
@@ -533,7 +645,7 @@ def _string_problem(value: str) -> str | None:
         except UnicodeEncodeError:
             return "invalid UTF-8"
     if "\x00" in value:
-        return "contains a NUL character, which cannot be stored"
+        return "a NUL character, which cannot be stored"
     return None
 
 
@@ -574,6 +686,8 @@ def parse_labels(
                 values = json.loads(stripped)
             except json.JSONDecodeError:
                 return [], f"labels {stripped[:80]!r} are not a valid JSON list"
+            except RecursionError:
+                return [], "labels are a JSON list nested too deeply"
             if not isinstance(values, list):
                 return [], "labels must be a list of strings"
         elif multi_label and delimiter in stripped:
@@ -606,8 +720,12 @@ def csv_header_errors(columns: list[str], mapping: Mapping) -> list[RowError]:
     """Problems with a CSV header under a mapping (all fatal: no row could be read right)."""
     errors = []
     shown = ", ".join(repr(c) for c in columns[:30])
-    for name in [c for c in columns if columns.count(c) > 1][:1]:
-        errors.append(RowError(None, name, f"The header names column {name!r} twice.", 1))
+    seen: set[str] = set()
+    for name in columns:  # one pass: a header may have as many columns as IMPORT_MAX_COLUMNS
+        if name in seen:
+            errors.append(RowError(None, name, f"The header names column {name!r} twice.", 1))
+            break
+        seen.add(name)
     for role, name in (("text", mapping.text), ("id", mapping.id), ("label", mapping.label)):
         if name and name not in columns:
             errors.append(
@@ -695,6 +813,9 @@ class RowValidator:
             clean = _strings_clean(values)
         else:
             assert isinstance(values, dict)
+            too_deep = self._too_deep(values, row, line)
+            if too_deep:
+                return None, too_deep
             self._resolve_id("id" in values)
             raw_text = values.get(mapping.text)
             raw_id = values.get(self.id_field) if self.id_field else None
@@ -762,6 +883,16 @@ class RowValidator:
             ),
             [],
         )
+
+    def _too_deep(self, values: dict[str, Any], row: int, line: int | None) -> list[RowError]:
+        """The members nested deeper than `Limits.max_json_depth` (the row itself is level 1)."""
+        limit = self.limits.max_json_depth
+        for key, value in values.items():
+            kind = type(value)
+            if (kind is dict or kind is list) and _deeper_than(value, limit - 1):
+                reason = f"JSON nested more than {limit} levels deep"
+                return [RowError(row, str(key)[:100], reason, line)]
+        return []
 
     @staticmethod
     def _dict_clean(values: dict[str, Any]) -> bool:

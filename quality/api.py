@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from labeling.api.converters import MAX_ID, MIN_ID
 from labeling.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_schema
 from labeling.api.permissions import item_in_project, project_for_role
 from labeling.api.views.base import ApiView
@@ -280,7 +281,9 @@ class GoldSetApi(ApiView):
 
 class GoldClearApi(ApiView):
     class InputSerializer(serializers.Serializer):
-        item_ids = serializers.ListField(child=serializers.IntegerField(), max_length=100_000)
+        item_ids = serializers.ListField(
+            child=serializers.IntegerField(min_value=MIN_ID, max_value=MAX_ID), max_length=100_000
+        )
 
     @extend_schema(
         request=InputSerializer,

@@ -264,6 +264,10 @@ CELERY_BEAT_SCHEDULE = {
 IMPORT_BATCH_SIZE = env_int("IMPORT_BATCH_SIZE", 5000)
 IMPORT_MAX_TEXT_CHARS = env_int("IMPORT_MAX_TEXT_CHARS", 100_000)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 10_000)
+# Columns of a CSV import's header (a file with more is refused before any row is read), and the
+# largest file an upload may be (413; the file is not kept).
+IMPORT_MAX_COLUMNS = env_int("IMPORT_MAX_COLUMNS", 1000)
+IMPORT_MAX_UPLOAD_BYTES = env_int("IMPORT_MAX_UPLOAD_BYTES", 1 << 30)
 # Imports with at most this many bytes run as a job too; the UI only waits for small ones.
 EXPORT_CHUNK_SIZE = env_int("EXPORT_CHUNK_SIZE", 5000)
 DEFAULT_LEASE_SECONDS = env_int("DEFAULT_LEASE_SECONDS", 600)

@@ -211,15 +211,49 @@ def _import_dir() -> Path:
     return directory
 
 
+_MULTIPART_ROOM = 64 * 1024
+
+
+class UploadTooLarge(ApplicationError):
+    status_code = 413
+
+
+def _upload_too_large(cap: int) -> UploadTooLarge:
+    return UploadTooLarge(
+        f"The file is larger than {cap} bytes (IMPORT_MAX_UPLOAD_BYTES).",
+        {"field": "file", "limit": cap},
+    )
+
+
+def upload_too_large_refuse(*, content_length: str | int | None) -> None:
+    """Refuse a request whose body is over the upload cap before it is read (and spooled to a
+    temporary file); the multipart envelope gets a little room on top of the cap."""
+    cap = int(settings.IMPORT_MAX_UPLOAD_BYTES)
+    try:
+        length = int(content_length or 0)
+    except ValueError:
+        return  # Django's own parsing answers a malformed header
+    if length > cap + _MULTIPART_ROOM:
+        raise _upload_too_large(cap)
+
+
 def _store_upload(uploaded_file: Any) -> Path:
+    cap = int(settings.IMPORT_MAX_UPLOAD_BYTES)
+    size = getattr(uploaded_file, "size", None)
+    if isinstance(size, int) and size > cap:
+        raise _upload_too_large(cap)
     target = _import_dir() / f"{uuid.uuid4().hex}.part"
     if hasattr(uploaded_file, "chunks"):
         chunks: Iterable[bytes] = uploaded_file.chunks(chunk_size=_COPY_CHUNK)
     else:
         chunks = iter(lambda: uploaded_file.read(_COPY_CHUNK), b"")
     try:
+        written = 0
         with target.open("wb") as out:
             for chunk in chunks:
+                written += len(chunk)
+                if written > cap:  # a file object that did not tell its size
+                    raise _upload_too_large(cap)
                 out.write(chunk)
     except BaseException:
         target.unlink(missing_ok=True)
@@ -382,6 +416,7 @@ def _plan(job: Job) -> _Plan:
             max_text_chars=settings.IMPORT_MAX_TEXT_CHARS,
             max_field_chars=settings.IMPORT_MAX_FIELD_CHARS,
             max_id_chars=Item._meta.get_field("external_id").max_length,
+            max_columns=settings.IMPORT_MAX_COLUMNS,
         ),
         labels=tuple(project.labels.values_list("value", flat=True)),
         multi_label=project.multi_label,

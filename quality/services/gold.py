@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from django.conf import settings
 from django.db import transaction
@@ -112,7 +112,11 @@ def gold_file_parse(
     """Rows of a gold CSV (``external_id,label``; several labels joined by ``|``). Errors name
     the line."""
     reader = csv.DictReader(io.StringIO(content.lstrip("\ufeff")))
-    if not reader.fieldnames or id_column not in reader.fieldnames:
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise _unreadable(exc, line=reader.reader.line_num or 1) from None
+    if not fieldnames or id_column not in fieldnames:
         raise ApplicationError(
             f"The gold file needs a header with {id_column!r} and {label_column!r} columns.",
             {"columns": reader.fieldnames or []},
@@ -123,7 +127,7 @@ def gold_file_parse(
         )
     entries = []
     seen: dict[str, int] = {}
-    for row in reader:
+    for row in _rows(reader):
         line = reader.line_num
         if len(entries) >= settings.QUALITY_IMPORT_MAX_ROWS:
             raise ApplicationError(f"More than {settings.QUALITY_IMPORT_MAX_ROWS} rows.")
@@ -144,6 +148,23 @@ def gold_file_parse(
     if not entries:
         raise ApplicationError("The gold file has no rows.")
     return entries
+
+
+def _rows(reader: csv.DictReader) -> Iterator[dict]:
+    """The reader's rows; a row the csv module refuses (a cell over its field size limit, which
+    is left as it is for the whole process) is an ApplicationError naming its line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The underlying reader's count: DictReader updates its own only after a row.
+            raise _unreadable(exc, line=reader.reader.line_num) from None
+
+
+def _unreadable(exc: csv.Error, *, line: int) -> ApplicationError:
+    return ApplicationError(f"Line {line}: the CSV cannot be read ({exc}).", {"line": line})
 
 
 def gold_file_import(*, project: Project, content: str, **columns) -> int:

@@ -302,7 +302,7 @@ def test_every_error_kind_names_row_field_and_reason():
     assert found[(8, "label")].startswith("unknown label 'maybe'; the project's labels are: ")
     assert found[(9, "id")] == "missing id"
     assert found[(10, None)].startswith("Malformed JSON: Expecting value")
-    assert found[(11, "text")] == "text has contains a NUL character, which cannot be stored"
+    assert found[(11, "text")] == "text has a NUL character, which cannot be stored"
     assert found[(12, "id")] == "id is 256 characters long; the limit is 255"
     assert found[(13, "label")] == "2 labels given, but the project is single-label"
     # and each error knows its line in the file

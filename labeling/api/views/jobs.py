@@ -26,7 +26,7 @@ from labeling.services.exports import (
     export_stream,
     parse_changed_since,
 )
-from labeling.services.imports import import_job_create
+from labeling.services.imports import import_job_create, upload_too_large_refuse
 from labeling.services.jobs import JobSpeed, job_speed
 
 Role = Membership.Role
@@ -176,6 +176,7 @@ class ImportCreateApi(ApiView):
     )
     def post(self, request, pid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
+        upload_too_large_refuse(content_length=request.META.get("CONTENT_LENGTH"))
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
