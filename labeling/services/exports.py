@@ -5,6 +5,14 @@ Formats
   ``datasets.load_dataset("json", data_files=path)`` as is.
 - ``json``: the same objects streamed as one array: ``[`` obj ``,`` obj ``]``.
 - ``csv``: one row per item; nested parts are JSON-encoded strings (see `CSV_COLUMNS`).
+  Spreadsheet formula injection is neutralised by default (OWASP's rule): a text cell (id,
+  text, final labels) that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+  gets a ``'`` in front, so Excel, LibreOffice and Google Sheets show it as text instead of
+  running it (``=HYPERLINK(...)``, ``=cmd|...``, ``@SUM(...)``). The JSON columns always begin
+  with ``[`` or ``{`` and the numeric columns are numbers, so they are left as they are.
+  Machine consumers that want the raw values pass ``csv_formula_escape=False`` (the API's
+  ``?csv_formula_escape=0``). JSONL and JSON are never changed by it. Rows end with
+  ``\r\n`` (RFC 4180), and cells holding a line break or a carriage return are quoted.
 
 Record (every row has the same keys with the same types; ``null`` when missing)::
 
@@ -116,6 +124,19 @@ CSV_COLUMNS = (
     "metadata_json",
 )
 CSV_LABEL_SEPARATOR = "|"
+# A cell beginning with one of these is a formula (or becomes one) in a spreadsheet (OWASP,
+# "CSV Injection"); it is exported with CSV_FORMULA_ESCAPE in front.
+CSV_FORMULA_PREFIXES = frozenset("=+-@\t\r")
+CSV_FORMULA_ESCAPE = "'"
+
+
+def csv_cell_neutralise(value: str) -> str:
+    """`value`, with a leading ``'`` if a spreadsheet would read it as a formula. One look at
+    the first character: the export calls it for every text cell."""
+    if value and value[0] in CSV_FORMULA_PREFIXES:
+        return CSV_FORMULA_ESCAPE + value
+    return value
+
 
 _MAX_CACHED_SOURCES = 10_000
 
@@ -166,8 +187,12 @@ def export_stream(
     label: str | None = None,
     changed_since: datetime | None = None,
     item_ids: Iterable[int] | QuerySet | None = None,
+    csv_formula_escape: bool = True,
 ) -> Iterator[bytes]:
     """Stream the project's items as UTF-8 bytes in the given format (see the module docstring).
+
+    `csv_formula_escape` (CSV only) neutralises cells a spreadsheet would run as formulas;
+    turn it off only for machine consumers.
 
     Arguments are checked now (ApplicationError), the database is read lazily as the returned
     iterator is consumed, one chunk of items at a time.
@@ -187,7 +212,7 @@ def export_stream(
         return _as_jsonl(reader)
     if fmt == "json":
         return _as_json(reader)
-    return _as_csv(reader)
+    return _as_csv(reader, formula_escape=csv_formula_escape)
 
 
 def _check_format(fmt: str) -> None:
@@ -575,10 +600,18 @@ def _csv_labels(final_labels_json: str | None) -> str:
     return CSV_LABEL_SEPARATOR.join(str(label) for label in labels)
 
 
+def _same(value: str) -> str:
+    return value
+
+
 class _CsvRows:
-    def __init__(self) -> None:
+    def __init__(self, *, formula_escape: bool = True) -> None:
         self.buffer = io.StringIO()
-        self.writer = csv.writer(self.buffer, lineterminator="\n")
+        # RFC 4180's CRLF: the writer quotes a cell holding any character of the line
+        # terminator, so with "\n" alone a carriage return inside a text went out unquoted
+        # and broke every reader.
+        self.writer = csv.writer(self.buffer, lineterminator="\r\n")
+        self.cell = csv_cell_neutralise if formula_escape else _same
 
     def header(self) -> str:
         return self.render_rows([CSV_COLUMNS])
@@ -590,12 +623,13 @@ class _CsvRows:
         return self.buffer.getvalue()
 
     def __call__(self, items, annotations, counts, predictions) -> str:
+        cell = self.cell
         return self.render_rows(
             (
-                external_id,
-                text,
+                cell(external_id),
+                cell(text),
                 status,
-                _csv_labels(final_labels),
+                cell(_csv_labels(final_labels)),
                 "" if confidence is None else confidence,
                 counts.get(pk, 0),
                 annotations.get(pk, "[]"),
@@ -633,7 +667,7 @@ def _as_json(reader: _Reader) -> Iterator[bytes]:
     yield b"\n]\n"
 
 
-def _as_csv(reader: _Reader) -> Iterator[bytes]:
-    rows = _CsvRows()
+def _as_csv(reader: _Reader, *, formula_escape: bool = True) -> Iterator[bytes]:
+    rows = _CsvRows(formula_escape=formula_escape)
     yield rows.header().encode()
     yield from _encoded(reader.stream(rows))

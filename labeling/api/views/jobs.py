@@ -228,6 +228,13 @@ class ExportApi(ApiView):
             max_length=64,
             help_text="ISO 8601 date or datetime: only items changed since then (incremental).",
         )
+        csv_formula_escape = serializers.BooleanField(
+            required=False,
+            default=True,
+            help_text="CSV only: put a ' before a cell that begins with =, +, -, @, a tab or a "
+            "carriage return, so spreadsheets do not run it as a formula (on by default; "
+            "0 for machine consumers that want the raw values).",
+        )
 
     @extend_schema(
         parameters=[FilterSerializer],
