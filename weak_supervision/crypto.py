@@ -36,10 +36,17 @@ def fernet_for(*, field_keys: str, secret_key: str) -> MultiFernet:
 
 def _default_fernet() -> MultiFernet:
     from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
 
-    return fernet_for(
-        field_keys=getattr(settings, "FIELD_ENCRYPTION_KEY", ""), secret_key=settings.SECRET_KEY
-    )
+    try:
+        return fernet_for(
+            field_keys=getattr(settings, "FIELD_ENCRYPTION_KEY", ""),
+            secret_key=settings.SECRET_KEY,
+        )
+    except ValueError as exc:  # not a urlsafe-base64 32-byte key
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEY must be Fernet keys (Fernet.generate_key()), comma-separated."
+        ) from exc
 
 
 @dataclass(frozen=True)

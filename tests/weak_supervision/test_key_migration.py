@@ -46,3 +46,19 @@ def test_plaintext_keys_are_sealed_for_the_endpoint_in_use(settings):
         assert Settings.objects.get(pk=own.pk).llm_api_key == "sk-plain-own"
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_field_encryption_keys_rotate_and_a_foreign_token_is_no_key(settings):
+    from cryptography.fernet import Fernet
+
+    from weak_supervision.crypto import seal
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEY = old_key
+    token = seal("sk-rotating", endpoint="http://127.0.0.1:9/v1")
+    settings.FIELD_ENCRYPTION_KEY = f"{new_key},{old_key}"  # new first: old tokens still read
+    assert unseal(token).secret == "sk-rotating"
+    settings.FIELD_ENCRYPTION_KEY = new_key
+    assert unseal(token) is None
+    settings.FIELD_ENCRYPTION_KEY = ""  # derived from SECRET_KEY
+    assert unseal(seal("sk-derived", endpoint="e")).secret == "sk-derived"
