@@ -386,3 +386,29 @@ def test_a_gold_cell_over_the_csv_field_limit_names_its_line(client, project, ma
     assert response.json()["line"] == 3
     assert page.status_code == 302
     assert csv.field_size_limit() == limit  # not raised for the whole process
+
+
+# ---- LLM settings outside sane bounds -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("llm_concurrency", 0),
+        ("llm_concurrency", 30_000),
+        ("llm_price_input_per_mtok", "-1.5"),
+        ("llm_price_output_per_mtok", "50000"),
+        ("llm_budget_usd", "-10"),
+    ],
+)
+def test_llm_settings_outside_sane_bounds_are_refused(client, project, manager, field, value):
+    client.force_login(manager)
+    path = f"/api/projects/{project.pk}/prelabel-settings/"
+
+    refused = client.patch(path, {field: value}, content_type="application/json")
+    sane = client.patch(path, {field: 4}, content_type="application/json")
+
+    assert refused.status_code == 400
+    assert refused.json()["field"] == field
+    assert sane.status_code == 200
+    assert float(sane.json()[field]) == 4

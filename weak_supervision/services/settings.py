@@ -28,6 +28,16 @@ _FIELDS = {f.name for f in WeakSupervisionSettings._meta.concrete_fields} - {
 }
 
 
+# Sane ranges (the model fields allow far more): a project's requests in flight are threads of
+# one worker; prices (USD per million tokens) and the budget are never negative.
+_BOUNDS = (
+    ("llm_concurrency", 1, 64),
+    ("llm_price_input_per_mtok", 0, 10_000),
+    ("llm_price_output_per_mtok", 0, 10_000),
+    ("llm_budget_usd", 0, 10_000_000),
+)
+
+
 def llm_base_url_validate(value: str | None) -> str:
     """The value to store: "" (use LLM_BASE_URL) or the normalised URL of an endpoint the
     operator allows. Anything else is an ApplicationError naming ``llm_base_url``."""
@@ -78,6 +88,10 @@ def ws_settings_update(
         value = changes.get(name)
         if value is not None and not 0.0 <= float(value) <= 1.0:
             raise ApplicationError(f"{name} must be between 0 and 1.", {"field": name})
+    for name, low, high in _BOUNDS:
+        value = changes.get(name)
+        if value is not None and not low <= float(value) <= high:
+            raise ApplicationError(f"{name} must be between {low} and {high}.", {"field": name})
     old_endpoint = llm_endpoint_of(row)
     for name, value in changes.items():
         setattr(row, name, value)
