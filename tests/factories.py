@@ -125,3 +125,31 @@ class JobFactory(factory.django.DjangoModelFactory):
     project = factory.SubFactory(ProjectFactory)
     kind = Job.Kind.IMPORT
     status = Job.Status.PENDING
+
+
+def served(*, item_id: int, user) -> None:
+    """Record that the item was handed to `user` (as `next/` does), holding no slot: a submit
+    needs it (`annotation_submit` refuses an item never served). Tests that answer items
+    directly, without leasing them, call this first."""
+    project_id = Item.objects.filter(pk=item_id).values_list("project_id", flat=True).first()
+    if project_id is None:
+        return
+    now = timezone.now()
+    Assignment.objects.get_or_create(
+        item_id=item_id,
+        user=user,
+        defaults={
+            "project_id": project_id,
+            "status": Assignment.Status.RELEASED,
+            "leased_at": now,
+            "expires_at": now,
+        },
+    )
+
+
+def submit_served(*, project, user, item_id: int, labels, **kwargs):
+    """`annotation_submit` for an item marked as served to the user first (see `served`)."""
+    from labeling.services.annotations import annotation_submit
+
+    served(item_id=item_id, user=user)
+    return annotation_submit(project=project, user=user, item_id=item_id, labels=labels, **kwargs)

@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from labeling.errors import ApplicationError, ConflictError, NotFoundError
+from labeling.errors import ApplicationError, ConflictError, NotFoundError, NotPermitted
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item, Prediction, Project
 from labeling.services.hooks import after_annotations_changed, after_final_labels_changed
 from labeling.services.queue import assignment_upsert, item_k
@@ -79,8 +79,10 @@ def annotation_submit(
     """Save the user's answer for an item they were handed.
 
     Accepted if the user holds a live lease, or (lease expired) if the item still has a free
-    slot counting others' live leases; otherwise ConflictError. Submitting twice edits the
-    earlier answer instead of adding a second one.
+    slot counting others' live leases; otherwise ConflictError. An item never handed to the
+    user (no assignment of theirs: `queue_next_item` or an undo makes one) is refused with
+    NotPermitted, gold items included, so nobody answers an item by id without being served
+    it. Submitting twice edits the earlier answer instead of adding a second one.
 
     The hot path of the annotation loop. On PostgreSQL it is one statement (its own transaction,
     unless the caller has one open): the `labeling_annotation_submit` function locks the item,
@@ -162,6 +164,8 @@ def _refuse(*, outcome: str, project: Project, item_id: int, labels: list[str]) 
         raise ApplicationError("Unknown label(s).", {"field": "labels"})
     if outcome == "conflict":
         raise ConflictError(_EXPIRED_AND_TAKEN, {"item": item_id})
+    if outcome == "not_served":
+        raise NotPermitted(_NOT_SERVED, {"item": item_id})
     if outcome == "bad_suggestion":
         raise ApplicationError(_FOREIGN_SUGGESTION, {"field": "suggestion_id"})
     raise AssertionError(f"labeling_annotation_submit: unexpected outcome {outcome!r}")
@@ -171,6 +175,7 @@ _EXPIRED_AND_TAKEN = (
     "Your reservation on this item expired and other annotators have since completed it."
 )
 _FOREIGN_SUGGESTION = "That suggestion does not belong to this item."
+_NOT_SERVED = "This item was not handed to you; ask for one with next/."
 
 
 def _suggestion_gone(*, suggestion_id: int | None) -> bool:
@@ -222,6 +227,8 @@ def _submit_orm(
             annotation=existing, user=user, labels=labels, time_spent_ms=time_spent_ms
         )
     k = state.annotations_wanted or project.annotations_per_item
+    if not state.served:
+        _refuse(outcome="not_served", project=project, item_id=item_id, labels=labels)
     if not state.live_lease and state.free_slots(k) <= 0:
         _refuse(outcome="conflict", project=project, item_id=item_id, labels=labels)
     if suggestion_id is not None:

@@ -1,6 +1,7 @@
 """The database steps of a submit (see `annotation_submit`).
 
-PostgreSQL: one statement, the function `labeling_annotation_submit` (migration labeling/0006):
+PostgreSQL: one statement, the function `labeling_annotation_submit` (migrations labeling/0006,
+0011):
 it locks the item, reads what the submit decides on in a new snapshot, and either writes the
 annotation, its history event, the assignment and the item's counters, or writes nothing and
 says why. Other backends: read the state in one statement inside the caller's IMMEDIATE
@@ -38,6 +39,7 @@ class SubmitState:
     is_gold: bool
     is_open: bool
     live_lease: bool  # the user holds an unexpired lease on the item
+    served: bool  # the user was handed the item (has an assignment on it, in any state)
     others_live: int  # unexpired leases of other users
     existing_annotation_id: int | None  # the user's earlier answer, if any
     known_labels: int  # how many of the submitted labels the project has
@@ -60,6 +62,7 @@ def submit_state(
     sql = f"""
         SELECT i.annotation_count, i.annotations_wanted, i.is_gold, i.status = 'open',
                CASE WHEN a.status = 'leased' AND a.expires_at > %s THEN 1 ELSE 0 END,
+               CASE WHEN a.id IS NULL THEN 0 ELSE 1 END,
                (SELECT COUNT(*) FROM {_ASSIGNMENT} o
                  WHERE o.item_id = i.id AND o.status = 'leased' AND o.expires_at > %s
                    AND o.user_id <> %s),
@@ -81,9 +84,10 @@ def submit_state(
         is_gold=bool(row[2]),
         is_open=bool(row[3]),
         live_lease=bool(row[4]),
-        others_live=row[5],
-        existing_annotation_id=row[6],
-        known_labels=row[7],
+        served=bool(row[5]),
+        others_live=row[6],
+        existing_annotation_id=row[7],
+        known_labels=row[8],
     )
 
 
@@ -105,7 +109,8 @@ def single_final_fields(annotation: Annotation) -> dict:
 class SubmitOutcome:
     """What `labeling_annotation_submit` did: `created` (and wrote everything), or why it wrote
     nothing: `not_found`, `unknown_labels`, `existing` (the user's earlier answer is
-    `annotation_id`), `conflict`, `bad_suggestion`."""
+    `annotation_id`), `not_served` (the item was never handed to the user), `conflict`,
+    `bad_suggestion`."""
 
     outcome: str
     annotation_id: int | None

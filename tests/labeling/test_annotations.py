@@ -7,11 +7,10 @@ from labeling.models import Annotation, AnnotationEvent, Assignment, Item
 from labeling.selectors import project_progress
 from labeling.services.annotations import (
     annotation_retract,
-    annotation_submit,
     annotation_update,
 )
 from labeling.services.queue import queue_next_item
-from tests.factories import ItemFactory, PredictionFactory, ProjectFactory
+from tests.factories import ItemFactory, PredictionFactory, ProjectFactory, submit_served
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +19,7 @@ def test_submit_records_annotation_history_final_label_and_progress(project, ann
     item = ItemFactory(project=project)
     queue_next_item(project=project, user=annotator)
 
-    annotation = annotation_submit(
+    annotation = submit_served(
         project=project, user=annotator, item_id=item.pk, labels=["pos"], time_spent_ms=1200
     )
 
@@ -45,7 +44,7 @@ def test_submit_records_annotation_history_final_label_and_progress(project, ann
 def test_bad_labels_are_refused_with_a_clear_message(project, annotator, labels, message):
     item = ItemFactory(project=project)
     with pytest.raises(ApplicationError, match=message):
-        annotation_submit(project=project, user=annotator, item_id=item.pk, labels=labels)
+        submit_served(project=project, user=annotator, item_id=item.pk, labels=labels)
     assert not Annotation.objects.exists()
 
 
@@ -57,7 +56,7 @@ def test_a_suggestion_of_another_item_is_refused_and_nothing_is_written(project,
 
     # When they submit claiming to have accepted that suggestion
     with pytest.raises(ApplicationError, match="suggestion") as refused:
-        annotation_submit(
+        submit_served(
             project=project,
             user=annotator,
             item_id=item.pk,
@@ -77,7 +76,7 @@ def test_a_suggestion_of_another_item_is_refused_and_nothing_is_written(project,
 def test_multi_label_project_takes_several_labels(annotator):
     project = ProjectFactory(multi_label=True, labels=["a", "b", "c"])
     item = ItemFactory(project=project)
-    annotation = annotation_submit(
+    annotation = submit_served(
         project=project, user=annotator, item_id=item.pk, labels=["a", "c", "a"]
     )
     assert annotation.labels == ["a", "c"]
@@ -85,8 +84,8 @@ def test_multi_label_project_takes_several_labels(annotator):
 
 def test_second_submit_edits_instead_of_duplicating(project, annotator):
     item = ItemFactory(project=project)
-    annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
-    annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["neg"])
+    submit_served(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    submit_served(project=project, user=annotator, item_id=item.pk, labels=["neg"])
 
     assert Annotation.objects.get().labels == ["neg"]
     item.refresh_from_db()
@@ -96,7 +95,7 @@ def test_second_submit_edits_instead_of_duplicating(project, annotator):
 
 def test_edit_keeps_history(project, annotator):
     item = ItemFactory(project=project)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    annotation = submit_served(project=project, user=annotator, item_id=item.pk, labels=["pos"])
 
     annotation_update(annotation=annotation, user=annotator, labels=["neutral"])
 
@@ -109,7 +108,7 @@ def test_edit_keeps_history(project, annotator):
 def test_undo_reopens_the_item_and_hands_it_back(project, annotator):
     item = ItemFactory(project=project)
     ItemFactory(project=project, priority=-1)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    annotation = submit_served(project=project, user=annotator, item_id=item.pk, labels=["pos"])
 
     assignment = annotation_retract(annotation=annotation, user=annotator)
 
@@ -124,7 +123,7 @@ def test_undo_reopens_the_item_and_hands_it_back(project, annotator):
 
 def test_only_the_author_may_edit_or_undo(project, annotator, manager):
     item = ItemFactory(project=project)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    annotation = submit_served(project=project, user=annotator, item_id=item.pk, labels=["pos"])
     with pytest.raises(ApplicationError):
         annotation_update(annotation=annotation, user=manager, labels=["neg"])
     with pytest.raises(ApplicationError):

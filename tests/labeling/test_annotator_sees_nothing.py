@@ -17,10 +17,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from labeling.models import Annotation, Assignment, Item, Job, Membership
-from labeling.services.annotations import annotation_submit
 from labeling.services.projects import project_settings_update
 from quality.services.settings import quality_settings_update
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, UserFactory, submit_served
 from tests.models_app.factories import label_items, topic_project
 from tests.models_app.flywheel import no_broker, train_once  # noqa: F401
 
@@ -77,8 +76,8 @@ def world(no_broker, django_capture_on_commit_callbacks):  # noqa: F811
     # Both answer the same items; the other annotator answers more.
     shared = items[40]
     for item in items[40:44]:
-        annotation_submit(project=project, user=other, item_id=item.pk, labels=["sport"])
-    mine = annotation_submit(project=project, user=me, item_id=shared.pk, labels=["tech"])
+        submit_served(project=project, user=other, item_id=item.pk, labels=["sport"])
+    mine = submit_served(project=project, user=me, item_id=shared.pk, labels=["tech"])
     # Settled against the annotator: their "where I was overruled" page may show this one.
     Item.objects.filter(pk=shared.pk).update(
         status=Item.Status.DONE,

@@ -15,7 +15,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.models import Annotation, Assignment, Item, Job, Membership, Prediction
-from labeling.services.annotations import annotation_submit
 from labeling.services.imports import import_run
 from labeling.services.jobs import job_create, job_progress
 from tests.factories import (
@@ -24,6 +23,8 @@ from tests.factories import (
     MembershipFactory,
     ProjectFactory,
     UserFactory,
+    served,
+    submit_served,
 )
 
 pytestmark = pytest.mark.django_db
@@ -63,7 +64,7 @@ def boss(manager):
 def test_project_list_shows_my_projects_with_role_labels_and_progress(project, annotator):
     # Given two items of which one is done by me, and a project I don't belong to
     first, _ = ItemFactory(project=project), ItemFactory(project=project)
-    annotation_submit(project=project, user=annotator, item_id=first.pk, labels=["neg"])
+    submit_served(project=project, user=annotator, item_id=first.pk, labels=["neg"])
     ProjectFactory(name="Somebody else's")
 
     # When
@@ -105,7 +106,7 @@ def test_project_detail_renders_guidelines_and_strips_scripts(annotator, ann, pr
 def test_progress(project, annotator, ann):
     ItemFactory.create_batch(3, project=project)
     done = ItemFactory(project=project)
-    annotation_submit(project=project, user=annotator, item_id=done.pk, labels=["pos"])
+    submit_served(project=project, user=annotator, item_id=done.pk, labels=["pos"])
 
     response = ann.get(url("project-progress", pid=project.pk))
 
@@ -162,7 +163,7 @@ def test_next_returns_the_held_lease_again_unless_excluded(project, ann):
 def test_next_is_204_when_the_queue_is_empty(project, annotator, ann):
     # Given the only item is already annotated by me
     item = ItemFactory(project=project)
-    annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    submit_served(project=project, user=annotator, item_id=item.pk, labels=["pos"])
 
     response = ann.post(url("item-next", pid=project.pk), {}, format="json")
 
@@ -314,6 +315,7 @@ def test_multi_label_submit(ann, annotator):
     project = ProjectFactory(multi_label=True, labels=["a", "b", "c"])
     MembershipFactory(project=project, user=annotator)
     item = ItemFactory(project=project)
+    served(item_id=item.pk, user=annotator)
 
     response = ann.post(
         url("item-submit", pid=project.pk, iid=item.pk), {"labels": ["c", "a"]}, format="json"
@@ -386,7 +388,7 @@ def test_item_list_rejects_an_unknown_status(project, reviewer_client):
 
 def test_item_detail_for_reviewer_shows_final_labels(project, annotator, reviewer_client):
     item = ItemFactory(project=project, metadata={"source": "web"})
-    annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["neg"])
+    submit_served(project=project, user=annotator, item_id=item.pk, labels=["neg"])
 
     body = reviewer_client.get(url("item-detail", pid=project.pk, iid=item.pk)).json()
 
@@ -410,7 +412,7 @@ def test_annotator_may_open_only_the_item_they_work_on(project, ann):
 
 def test_annotator_sees_their_annotated_item_without_final_labels(project, annotator, ann):
     item = ItemFactory(project=project)
-    annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    submit_served(project=project, user=annotator, item_id=item.pk, labels=["pos"])
 
     body = ann.get(url("item-detail", pid=project.pk, iid=item.pk)).json()
 
@@ -451,7 +453,7 @@ def test_reviewers_list_everyone_s_annotations_unless_mine(project, annotator):
 
 def test_edit_my_annotation(project, annotator, ann):
     item = ItemFactory(project=project)
-    annotation = annotation_submit(project=project, user=annotator, item_id=item.pk, labels=["pos"])
+    annotation = submit_served(project=project, user=annotator, item_id=item.pk, labels=["pos"])
 
     response = ann.patch(
         url("annotation-update", aid=annotation.pk),
@@ -635,8 +637,8 @@ def test_job_list_is_newest_first_and_filters_by_kind(project, boss):
 def labelled(project, annotator):
     """Three items: one labelled pos, one labelled neg, one open."""
     items = [ItemFactory(project=project, external_id=f"x{i}") for i in range(3)]
-    annotation_submit(project=project, user=annotator, item_id=items[0].pk, labels=["pos"])
-    annotation_submit(project=project, user=annotator, item_id=items[1].pk, labels=["neg"])
+    submit_served(project=project, user=annotator, item_id=items[0].pk, labels=["pos"])
+    submit_served(project=project, user=annotator, item_id=items[1].pk, labels=["neg"])
     return items
 
 
@@ -822,7 +824,7 @@ def test_annotation_loop_payloads_match_their_documented_serializers(project, an
 
     # When
     built = next_item_payload(assignment)
-    annotation = annotation_submit(
+    annotation = submit_served(
         project=project, user=annotator, item_id=item.pk, labels=["pos"], time_spent_ms=1200
     )
 

@@ -22,9 +22,15 @@ from labeling.models import (
     Membership,
     Project,
 )
-from labeling.services.annotations import annotation_submit
 from labeling.services.jobs import job_create
-from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import (
+    ItemFactory,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+    served,
+    submit_served,
+)
 from weak_supervision.models import WeakSupervisionSettings
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +116,7 @@ def world(db):
         objects[key] = {
             "pid": project.pk,
             "iid": ItemFactory(project=project, priority=1).pk,
-            "aid": annotation_submit(
+            "aid": submit_served(
                 project=project, user=author, item_id=annotated.pk, labels=["pos"]
             ).pk,
             "jid": job_create(kind=Job.Kind.IMPORT, project=project).pk,
@@ -124,6 +130,11 @@ def world(db):
     for role in (Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER):
         users[role] = UserFactory(username=role)
         MembershipFactory(project=project_a, user=users[role], role=role)
+    # Everyone was handed each project's open item (a submit needs that; no slot is held).
+    for key in ("A", "B"):
+        for user in users.values():
+            if user is not None:
+                served(item_id=objects[key]["iid"], user=user)
     return objects, users
 
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from labeling.models import Membership, Project
-from labeling.services.annotations import annotation_submit
-from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import (
+    ItemFactory,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+    submit_served,
+)
 
 
 def project_with_members(*, k=3, labels=("pos", "neg", "neutral"), annotators=3, **kwargs):
@@ -21,7 +26,7 @@ def project_with_members(*, k=3, labels=("pos", "neg", "neutral"), annotators=3,
 
 
 def answer(project: Project, item, user, *labels: str):
-    return annotation_submit(project=project, user=user, item_id=item.pk, labels=list(labels))
+    return submit_served(project=project, user=user, item_id=item.pk, labels=list(labels))
 
 
 __all__ = ["ItemFactory", "answer", "project_with_members"]

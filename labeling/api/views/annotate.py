@@ -218,6 +218,10 @@ class ItemSubmitApi(ApiView):
         responses={
             201: AnnotationSerializer,
             400: OpenApiResponse(description="Unknown label, or the wrong number of labels."),
+            403: OpenApiResponse(
+                description="The item was never handed to you (by `next/` or an undo), gold "
+                "items included; editing your own earlier answer needs no new lease."
+            ),
             409: OpenApiResponse(
                 description="Your lease expired and other annotators have since completed the item."
             ),
