@@ -173,6 +173,9 @@ def ranking_run(*, job_id: int) -> Job | None:
     pool_mask = ~np.isin(vectors.item_ids, _labelled_ids(project))
     pool_rows = np.flatnonzero(pool_mask)
     pool_ids = vectors.item_ids[pool_rows]
+    # Gold items get suggestions like every other item (never a priority: they are served by
+    # the gold rate, not the queue): an item without one would give a honeypot away.
+    gold_rows = _gold_rows(project=project, vectors=vectors, pool_mask=pool_mask)
     lap("load")
     active = ModelVersion.objects.filter(project=project, status="active").first()
     if active is None or active.embedding_model != model_name:
@@ -183,6 +186,7 @@ def ranking_run(*, job_id: int) -> Job | None:
             vectors=vectors,
             pool_rows=pool_rows,
             pool_ids=pool_ids,
+            gold_rows=gold_rows,
             al=al,
             seed=seed,
             model_name=model_name,
@@ -220,16 +224,21 @@ def ranking_run(*, job_id: int) -> Job | None:
     updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
     verification_items_first(project=project, job=job)
     job_progress(job=job, done=total, message="Queue re-ranked; storing predictions")
+    if len(gold_rows):
+        proba = np.vstack(
+            [proba, probabilities_for(model, np.asarray(vectors.matrix[gold_rows]), classes)]
+        )
+    shown_ids = np.concatenate([pool_ids, vectors.item_ids[gold_rows]])
     best = proba.argmax(axis=1)
     labels = [classes[k] for k in best]
-    confidence = proba[np.arange(total), best]
+    confidence = proba[np.arange(len(best)), best]
     rounded = np.round(proba, 4).tolist()
-    for start in range(0, total, batch):
+    for start in range(0, len(shown_ids), batch):
         predictions_write(
             project_id=project.pk,
             source_id=active.source_id,
             source_version=str(active.number),
-            item_ids=pool_ids[start : start + batch].tolist(),
+            item_ids=shown_ids[start : start + batch].tolist(),
             labels=labels[start : start + batch],
             confidences=confidence[start : start + batch],
             scores=(dict(zip(classes, row, strict=True)) for row in rounded[start : start + batch]),
@@ -245,8 +254,7 @@ def ranking_run(*, job_id: int) -> Job | None:
     _zero_shot_refresh(
         project=project,
         vectors=vectors,
-        pool_rows=pool_rows,
-        pool_ids=pool_ids,
+        pool_rows=np.concatenate([pool_rows, gold_rows]),
         model_name=model_name,
         seed=seed,
     )
@@ -267,8 +275,29 @@ def ranking_run(*, job_id: int) -> Job | None:
     return job
 
 
+def _gold_rows(*, project: Project, vectors: VectorSet, pool_mask: np.ndarray) -> np.ndarray:
+    """Rows of the project's gold items in `vectors` that are not in the pool already."""
+    gold = np.fromiter(
+        Item.objects.filter(project=project, is_gold=True).values_list("id", flat=True),
+        dtype=np.int64,
+    )
+    return np.flatnonzero(np.isin(vectors.item_ids, gold) & ~pool_mask)
+
+
 def _cold_start_rank(
-    *, job, project, vectors, pool_rows, pool_ids, al, seed, model_name, why, lap, timings
+    *,
+    job,
+    project,
+    vectors,
+    pool_rows,
+    pool_ids,
+    gold_rows,
+    al,
+    seed,
+    model_name,
+    why,
+    lap,
+    timings,
 ) -> Job:
     """No usable model yet: zero-shot suggestions from the label set for every embedded item,
     and a queue ranked by representativeness mixed with the zero-shot uncertainty, served round
@@ -304,8 +333,14 @@ def _cold_start_rank(
     updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
     verification_items_first(project=project, job=job)
     if proba is not None:
+        shown_rows = np.concatenate([pool_rows, gold_rows])
+        shown = _PoolView(vectors.matrix, shown_rows)[np.arange(len(shown_rows))]
         zero_shot_predictions_write(
-            project=project, item_ids=pool_ids, proba=proba, classes=classes, model=zs_model
+            project=project,
+            item_ids=vectors.item_ids[shown_rows],
+            proba=np.vstack([proba, zs_model.predict_proba(shown[len(pool_rows) :])]),
+            classes=classes,
+            model=zs_model,
         )
         lap("write_predictions")
     total = Item.objects.filter(project=project).count()
@@ -343,14 +378,14 @@ def _cold_start_rank(
 ZERO_SHOT_REFRESH_MAX = 50_000
 
 
-def _zero_shot_refresh(*, project, vectors, pool_rows, pool_ids, model_name, seed) -> None:
+def _zero_shot_refresh(*, project, vectors, pool_rows, model_name, seed) -> None:
     """With a model active, keep the zero-shot suggestions current (calibrated on the labels
     given since), so the labeling page can show whichever suggestion is more confident: an early
     model trained on a few dozen labels is often less sure, and less right, than the label
     descriptions. Skipped for large pools, where the model has long been the better source."""
     from models_app.services.zero_shot import zero_shot_model, zero_shot_predictions_write
 
-    if len(pool_ids) > ZERO_SHOT_REFRESH_MAX:
+    if len(pool_rows) > ZERO_SHOT_REFRESH_MAX:
         return
     fitted = zero_shot_model(
         project=project, vectors=vectors, pool_rows=pool_rows, model_name=model_name, seed=seed
@@ -361,7 +396,7 @@ def _zero_shot_refresh(*, project, vectors, pool_rows, pool_ids, model_name, see
     pool = _PoolView(vectors.matrix, pool_rows)[np.arange(len(pool_rows))]
     zero_shot_predictions_write(
         project=project,
-        item_ids=pool_ids,
+        item_ids=vectors.item_ids[pool_rows],
         proba=zs_model.predict_proba(pool),
         classes=classes,
         model=zs_model,

@@ -210,3 +210,36 @@ def test_the_model_page_says_how_often_the_zero_shot_suggestions_were_right(
     assert 'id="zero-shot-summary"' in page
     assert f"right on {right} of the 12 items people have labelled since" in page
     assert "the default until 20 human labels exist" in page
+
+
+@pytest.mark.django_db
+def test_gold_items_get_suggestions_like_every_other_item_but_no_priority(
+    no_broker, django_capture_on_commit_callbacks
+):
+    # Given a project with a gold item (its answer known, a final label set)
+    from tests.models_app.flywheel import train_once
+
+    project = topic_project(per_topic=10)
+    gold = Item.objects.filter(project=project).order_by("id").first()
+    Item.objects.filter(pk=gold.pk).update(
+        is_gold=True,
+        gold_labels=[gold.metadata["topic"]],
+        final_labels=[gold.metadata["topic"]],
+        priority=0.5,
+    )
+
+    # When the cold start ranks the queue, and again once a model scores it
+    with django_capture_on_commit_callbacks(execute=True):
+        embeddings_schedule(project=project)
+    run_pending(no_broker)
+    zero_shot_first = Prediction.objects.filter(item=gold, source_kind="zero_shot").exists()
+    others = list(Item.objects.filter(project=project, is_gold=False).order_by("id")[:15])
+    label_items(others)
+    train_once(project, no_broker, django_capture_on_commit_callbacks)
+
+    # Then the gold item shows suggestions as an ordinary item would (nothing marks it out),
+    # and its priority was never written by a ranking
+    assert zero_shot_first
+    assert Prediction.objects.filter(item=gold, source_kind="model").exists()
+    gold.refresh_from_db()
+    assert gold.priority == 0.5
