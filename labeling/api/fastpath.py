@@ -218,7 +218,8 @@ class AnnotationLoopFastPath:
         # Anything else (a database error, a failing after-commit hook) may come after the
         # commit: it propagates as a 500, as it would from the view, and nothing runs twice.
         if item_id is None:
-            return self._respond(request, next_item_payload(assignment), 200)
+            payload = next_item_payload(assignment, show_external_id=project.show_external_id)
+            return self._respond(request, payload, 200)
         return self._respond(request, annotation_payload(annotation), 201)
 
     def _user(self, environ: dict, project_id: int):

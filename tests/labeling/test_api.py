@@ -823,7 +823,7 @@ def test_annotation_loop_payloads_match_their_documented_serializers(project, an
     assignment = queue_next_item(project=project, user=annotator)
 
     # When
-    built = next_item_payload(assignment)
+    built = next_item_payload(assignment, show_external_id=True)
     annotation = submit_served(
         project=project, user=annotator, item_id=item.pk, labels=["pos"], time_spent_ms=1200
     )
@@ -899,3 +899,19 @@ def test_an_annotator_cannot_change_label_descriptions_or_the_queue_order():
     assert response.status_code == 403
     project.refresh_from_db()
     assert (project.label_set_version, project.queue_order) == (1, "random")
+
+
+@pytest.mark.parametrize("show", [False, True])
+def test_the_next_item_carries_its_external_id_only_when_the_project_shows_it(
+    project, annotator, show
+):
+    # ids often carry the answer or mark a gold item: hidden unless the manager shows them
+    project.show_external_id = show
+    project.save()
+    ItemFactory(project=project, external_id="gold-17")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+
+    served = client.post(f"/api/projects/{project.pk}/next/", {}, format="json").json()
+
+    assert served["item"]["external_id"] == ("gold-17" if show else "")

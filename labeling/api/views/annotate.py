@@ -109,8 +109,10 @@ def suggestion_source(*, kind: str, source_id: str, version: str, details: objec
     return str(kind)
 
 
-def next_item_payload(assignment: Assignment) -> dict:
-    """`NextItemSerializer`'s output for the assignment, with the item's suggestions."""
+def next_item_payload(assignment: Assignment, *, show_external_id: bool) -> dict:
+    """`NextItemSerializer`'s output for the assignment, with the item's suggestions. The
+    external id is left empty unless the project shows it (`Project.show_external_id`): ids
+    often carry the answer or mark a gold item ("sport/019", "gold-17")."""
     item = assignment.item
     return {
         "assignment": {
@@ -119,7 +121,7 @@ def next_item_payload(assignment: Assignment) -> dict:
         },
         "item": {
             "id": item.pk,
-            "external_id": str(item.external_id),
+            "external_id": str(item.external_id) if show_external_id else "",
             "text": str(item.text),
             "metadata": item.metadata,
         },
@@ -189,7 +191,7 @@ class ItemNextApi(ApiView):
         )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(next_item_payload(assignment))
+        return Response(next_item_payload(assignment, show_external_id=project.show_external_id))
 
 
 class ItemSubmitApi(ApiView):
@@ -341,4 +343,6 @@ class AnnotationRetractApi(ApiView):
     def post(self, request, aid: int):
         annotation = annotation_for_author(annotation_id=aid, user=request.user)
         assignment = annotation_retract(annotation=annotation, user=request.user)
-        return Response(next_item_payload(assignment))
+        return Response(
+            next_item_payload(assignment, show_external_id=annotation.project.show_external_id)
+        )
