@@ -64,7 +64,6 @@ import os
 import secrets
 import shutil
 import time
-import traceback
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -1092,7 +1091,10 @@ def _insert_predictions(plan: _Plan, labeled: list[tuple[int, list[str]]]) -> No
 
 
 def import_job_fail(*, job_id: int, exc: BaseException) -> None:
-    """Record an unexpected exception on the job, with its traceback (for the task and the
-    management command, which see exceptions that `import_run` lets through)."""
-    detail = "".join(traceback.format_exception(exc))
-    job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}\n\n{detail}")
+    """Record an unexpected exception on the job (for the task and the management command,
+    which see exceptions that `import_run` lets through): a short reason that every member may
+    read, never a traceback or a server path; the traceback goes to the log."""
+    from labeling.jobtasks import job_failure_text
+
+    logger.error("Import job %s failed", job_id, exc_info=exc)
+    job_fail(job_id=job_id, error=job_failure_text(exc))

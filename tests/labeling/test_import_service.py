@@ -847,3 +847,24 @@ def test_a_project_in_file_order_serves_its_items_in_file_order(tmp_path):
         .values_list("external_id", flat=True)
     )
     assert served == [f"r{i:04d}" for i in range(9)]
+
+
+def test_an_unexpected_import_failure_shows_a_short_reason_not_a_traceback(tmp_path, caplog):
+    # Given an import job and an exception from deep inside (with a server path in it)
+    from labeling.services.imports import import_job_fail
+
+    project = ProjectFactory()
+    job = import_job_create(project=project, path=write(tmp_path, "a.csv", _rows(3)), enqueue=False)
+    try:
+        raise OSError("disk failed at /srv/flywheel/media/imports/x.copy: {'secret': 1}")
+    except OSError as exc:
+        import_job_fail(job_id=job.pk, exc=exc)
+
+    # Then every member reads a short reason; the traceback is in the log only
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "Traceback" not in job.error
+    assert "/srv/flywheel" not in job.error
+    assert "secret" not in job.error
+    assert job.error.startswith("OSError: disk failed at")
+    assert "Traceback" in caplog.text or any(r.exc_info for r in caplog.records)
