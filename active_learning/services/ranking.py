@@ -299,11 +299,11 @@ def _cold_start_rank(
     lap,
     timings,
 ) -> Job:
-    """No usable model yet: zero-shot suggestions from the label set for every embedded item,
-    and a queue ranked by representativeness mixed with the zero-shot uncertainty, served round
-    robin over the zero-shot classes (`zero_shot_cold_start`); plain representative sampling
-    when the project has fewer than two labels. A project in file order keeps its order."""
-    from models_app.services.zero_shot import zero_shot_model, zero_shot_predictions_write
+    """No usable model yet: zero-shot suggestions from the label set for every embedded item
+    (gold items included), and a queue of representative items served round robin over the
+    zero-shot classes (`zero_shot_cold_start`); plain representative sampling when the project
+    has fewer than two labels. A project in file order keeps its order."""
+    from models_app.services.zero_shot import zero_shot_predictions_write, zero_shot_scores
 
     embedded = len(vectors.item_ids)
     if project.queue_order == Project.QueueOrder.FILE:
@@ -317,14 +317,16 @@ def _cold_start_rank(
     representative = representative_priorities(
         vectors=pool, n_clusters=al.cold_start_clusters, seed=seed
     )
-    fitted = zero_shot_model(
-        project=project, vectors=vectors, pool_rows=pool_rows, model_name=model_name, seed=seed
+    shown_rows = np.concatenate([pool_rows, gold_rows])
+    scored = zero_shot_scores(
+        project=project, vectors=vectors, rows=shown_rows, model_name=model_name, seed=seed
     )
     proba = None
-    if fitted is not None:
-        zs_model, classes = fitted
-        proba = zs_model.predict_proba(pool)
-        priorities = zero_shot_cold_start(representative=representative, proba=proba)
+    if scored is not None:
+        zs_model, classes, proba = scored
+        priorities = zero_shot_cold_start(
+            representative=representative, proba=proba[: len(pool_rows)]
+        )
         mode = "zero_shot"
     else:
         priorities = representative
@@ -333,12 +335,10 @@ def _cold_start_rank(
     updated = _write_priorities(job=job, item_ids=pool_ids, local=priorities, lap=lap)
     verification_items_first(project=project, job=job)
     if proba is not None:
-        shown_rows = np.concatenate([pool_rows, gold_rows])
-        shown = _PoolView(vectors.matrix, shown_rows)[np.arange(len(shown_rows))]
         zero_shot_predictions_write(
             project=project,
             item_ids=vectors.item_ids[shown_rows],
-            proba=np.vstack([proba, zs_model.predict_proba(shown[len(pool_rows) :])]),
+            proba=proba,
             classes=classes,
             model=zs_model,
         )
@@ -383,24 +383,22 @@ def _zero_shot_refresh(*, project, vectors, pool_rows, model_name, seed) -> None
     given since), so the labeling page can show whichever suggestion is more confident: an early
     model trained on a few dozen labels is often less sure, and less right, than the label
     descriptions. Skipped for large pools, where the model has long been the better source."""
-    from models_app.services.zero_shot import zero_shot_model, zero_shot_predictions_write
+    from models_app.services.zero_shot import zero_shot_predictions_write, zero_shot_scores
 
     if len(pool_rows) > ZERO_SHOT_REFRESH_MAX:
         return
-    fitted = zero_shot_model(
-        project=project, vectors=vectors, pool_rows=pool_rows, model_name=model_name, seed=seed
+    scored = zero_shot_scores(
+        project=project, vectors=vectors, rows=pool_rows, model_name=model_name, seed=seed
     )
-    if fitted is None:
-        return
-    zs_model, classes = fitted
-    pool = _PoolView(vectors.matrix, pool_rows)[np.arange(len(pool_rows))]
-    zero_shot_predictions_write(
-        project=project,
-        item_ids=vectors.item_ids[pool_rows],
-        proba=zs_model.predict_proba(pool),
-        classes=classes,
-        model=zs_model,
-    )
+    if scored is not None:
+        zs_model, classes, proba = scored
+        zero_shot_predictions_write(
+            project=project,
+            item_ids=vectors.item_ids[pool_rows],
+            proba=proba,
+            classes=classes,
+            model=zs_model,
+        )
 
 
 def _predictions_prune(*, project: Project, version: ModelVersion) -> None:

@@ -107,6 +107,23 @@ def zero_shot_model(
     return model, classes
 
 
+def zero_shot_scores(
+    *, project: Project, vectors: VectorSet, rows: np.ndarray, model_name: str, seed: int
+) -> tuple[ZeroShotModel, list[str], np.ndarray] | None:
+    """Fit the zero-shot model on `rows` of the vectors and score them: (model, classes,
+    probabilities of each row), or None when the project has fewer than two labels."""
+    fitted = zero_shot_model(
+        project=project, vectors=vectors, pool_rows=rows, model_name=model_name, seed=seed
+    )
+    if fitted is None:
+        return None
+    model, classes = fitted
+    order = np.argsort(rows, kind="stable")  # read the (memory-mapped) matrix in row order
+    matrix = np.empty((len(rows), vectors.matrix.shape[1]), dtype=np.float32)
+    matrix[order] = vectors.matrix[rows[order]]
+    return model, classes, model.predict_proba(matrix)
+
+
 def zero_shot_predictions_write(
     *,
     project: Project,
