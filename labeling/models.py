@@ -479,6 +479,12 @@ class Job(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The Celery task id of the run that holds the job (empty: none, or a run outside Celery).
+    # A second run starts only when the holder's heartbeat is stale (`job_start`).
+    run_token = models.CharField(max_length=64, blank=True, default="")
+    # Times the recovery sweep restarted the job after its worker went silent; capped by
+    # JOB_MAX_RESTARTS so a job that kills its worker every time ends as failed, not in a loop.
+    restarts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
