@@ -86,6 +86,22 @@ class WeakSupervisionSettings(models.Model):
         help_text="Share of auto-accepted items (random) also sent to humans to measure "
         "the precision of auto-acceptance.",
     )
+    # The gate in front of auto-acceptance (weak_supervision.cascade_gate).
+    cascade_min_accuracy = models.FloatField(
+        default=0.9,
+        help_text="Refuse to auto-accept from a source whose accuracy on gold and human-labelled "
+        "items (those it is confident about) is below this.",
+    )
+    cascade_min_checks = models.PositiveIntegerField(
+        default=30,
+        help_text="Gold or human-labelled items needed to measure that accuracy; with fewer, "
+        "nothing is auto-accepted unless a manager runs the cascade 'without checks'.",
+    )
+    cascade_max_odds_ratio = models.FloatField(
+        default=10.0,
+        help_text="Refuse a source that predicts one class this many times above its prior odds "
+        "(a collapsed model); 10 with a 50/50 prior refuses one class above 91%.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -99,6 +115,16 @@ class WeakSupervisionSettings(models.Model):
             models.CheckConstraint(
                 condition=Q(cascade_verify_fraction__gte=0) & Q(cascade_verify_fraction__lte=1),
                 name="ws_verify_fraction_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(cascade_min_accuracy__gte=0) & Q(cascade_min_accuracy__lte=1),
+                name="ws_cascade_min_accuracy_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(cascade_min_checks__gte=1), name="ws_cascade_min_checks_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(cascade_max_odds_ratio__gte=1), name="ws_cascade_odds_ratio_min"
             ),
         ]
 
@@ -273,3 +299,71 @@ class CascadeDecision(models.Model):
 
     def __str__(self) -> str:
         return f"auto-accept {self.labels} on {self.item_id}"
+
+
+class CascadeRun(models.Model):
+    """One cascade job: what the gate decided about each source, and what the run changed
+    (its `CascadeChange` rows), so that the run can be undone exactly."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        APPLIED = "applied", "Applied"
+        REFUSED = "refused", "Refused (nothing written)"
+        UNDONE = "undone", "Undone"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    job = models.OneToOneField(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    accept_unverified = models.BooleanField(
+        default=False,
+        help_text="A manager asked to auto-accept although too few checks were available.",
+    )
+    gate = models.JSONField(default=dict, blank=True, help_text="Verdict per source.")
+    message = models.CharField(max_length=500, blank=True)
+    accepted = models.PositiveIntegerField(default=0)
+    verification = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    undo_result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["running", "applied", "refused", "undone"]),
+                name="cascade_run_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"cascade run {self.pk} ({self.status})"
+
+
+class CascadeChange(models.Model):
+    """One item a cascade run auto-accepted: its state before and after (final label,
+    confidence, lineage, status, priority) and the decision row it replaced, if any."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "", "Not undone"
+        RESTORED = "restored", "Restored"
+        KEPT = "kept", "Kept (changed after the run)"
+
+    run = models.ForeignKey(CascadeRun, on_delete=models.CASCADE, related_name="changes")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    before = models.JSONField()
+    after = models.JSONField()
+    decision_before = models.JSONField(null=True, blank=True)
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "item"], name="cascade_change_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} item {self.item_id}"
