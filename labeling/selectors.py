@@ -15,15 +15,22 @@ from labeling.models import Annotation, Item, Membership, Project, QueueEntry
 from labeling.services.db import RowModel
 
 Role = Membership.Role
-# What each role may do. Staff users count as managers everywhere.
+# What each role may do.
 _ROLE_RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.MANAGER: 3}
 
 
+def manages_every_project(user: AbstractBaseUser) -> bool:
+    """Superusers are managers of every project. Everyone else, staff included, has only the
+    roles their memberships give: `is_staff` opens the admin (with the permissions granted
+    there), not the projects."""
+    return bool(user.is_authenticated and user.is_active and user.is_superuser)
+
+
 def membership_role(*, project: Project, user: AbstractBaseUser) -> str | None:
-    """The user's role in the project, or None. Staff and superusers are managers."""
+    """The user's role in the project, or None. Superusers are managers."""
     if not user.is_authenticated or not user.is_active:
         return None
-    if user.is_staff or user.is_superuser:
+    if manages_every_project(user):
         return Role.MANAGER
     if hasattr(project, "member_role"):  # read with the project by `project_with_role`
         return project.member_role
@@ -90,10 +97,10 @@ def project_require_role(*, project: Project, user: AbstractBaseUser, role: str)
 
 
 def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
-    """Projects the user may see: all for staff, else those with a membership."""
+    """Projects the user may see: all for superusers, else those with a membership."""
     if not user.is_authenticated:
         return Project.objects.none()
-    if user.is_staff or user.is_superuser:
+    if manages_every_project(user):
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
 

@@ -13,7 +13,12 @@ from rest_framework.exceptions import NotFound
 
 from labeling.errors import NotPermitted
 from labeling.models import Annotation, Assignment, Item, Job, Membership, Project
-from labeling.selectors import membership_role, project_require_role, project_with_role
+from labeling.selectors import (
+    manages_every_project,
+    membership_role,
+    project_require_role,
+    project_with_role,
+)
 
 Role = Membership.Role
 
@@ -89,12 +94,13 @@ def annotation_for_author(*, annotation_id: int, user: AbstractBaseUser) -> Anno
 
 
 def job_for_member(*, job_id: int, user: AbstractBaseUser) -> Job:
-    """A job of a project the user belongs to (any role). Jobs without a project: staff only."""
+    """A job of a project the user belongs to (any role). Jobs without a project: superusers
+    only."""
     job = Job.objects.select_related("project").filter(pk=job_id).first()
     if job is None:
         raise NotFound(NOT_FOUND)
     if job.project is None:
-        if not (user.is_staff or user.is_superuser):
+        if not manages_every_project(user):
             raise NotFound(NOT_FOUND)
         return job
     if membership_role(project=job.project, user=user) is None:

@@ -16,7 +16,12 @@ from django.db.models import (
 )
 
 from labeling.models import Annotation, Item, Job, Label, Membership, Prediction, Project
-from labeling.selectors import SUGGESTION_ORDER_SQL, project_list_for_user, project_progress
+from labeling.selectors import (
+    SUGGESTION_ORDER_SQL,
+    manages_every_project,
+    project_list_for_user,
+    project_progress,
+)
 from labeling.services.db import RowModel
 
 
@@ -24,7 +29,7 @@ def project_list_with_progress(*, user: AbstractBaseUser) -> list[Project]:
     """The user's projects, each with `role` (the user's) and `progress` (see
     `project_progress`, whose project-wide counts are cached), labels prefetched."""
     projects = project_list_for_user(user=user)
-    if user.is_staff or user.is_superuser:
+    if manages_every_project(user):
         role = Value(Membership.Role.MANAGER, output_field=CharField())
     else:
         role = Subquery(

@@ -1,9 +1,10 @@
 """The API's permission matrix: every endpoint x every kind of caller x two projects.
 
-Callers hold their role in project A only (staff hold none anywhere but act as managers).
-Rules: anonymous gets 401; a non-member gets 404, the same answer as for a project that does
-not exist, so project B's existence never leaks to A's members; a member whose role is too low
-gets 403; and a refused request changes nothing.
+Callers hold their role in project A only; a staff user holds none anywhere and is a non-member
+like any other (is_staff opens the admin, not the projects); a superuser holds none but manages
+every project. Rules: anonymous gets 401; a non-member gets 404, the same answer as for a
+project that does not exist, so project B's existence never leaks to A's members; a member whose
+role is too low gets 403; and a refused request changes nothing.
 """
 
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ pytestmark = pytest.mark.django_db
 
 Role = Membership.Role
 RANK = {Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.MANAGER: 3}
-CALLERS = ["anonymous", "non-member", "annotator", "reviewer", "manager", "staff"]
+CALLERS = ["anonymous", "non-member", "annotator", "reviewer", "manager", "staff", "superuser"]
 AUTHOR_ONLY = "author"  # only the annotation's author; every other member gets 403
 
 
@@ -106,7 +107,7 @@ ENDPOINTS = [
 @pytest.fixture
 def world(db):
     """Projects A and B, each with an open item, an annotation by its own author, and a job;
-    one user per role in A, a non-member, and a staff user."""
+    one user per role in A, a non-member, a staff user and a superuser."""
     objects = {}
     for key in ("A", "B"):
         project = ProjectFactory(name=f"Project {key}")
@@ -125,7 +126,8 @@ def world(db):
     users = {
         "anonymous": None,
         "non-member": UserFactory(username="stranger"),
-        "staff": UserFactory(username="admin", is_staff=True),
+        "staff": UserFactory(username="staff", is_staff=True),
+        "superuser": UserFactory(username="root", is_staff=True, is_superuser=True),
     }
     for role in (Role.ANNOTATOR, Role.REVIEWER, Role.MANAGER):
         users[role] = UserFactory(username=role)
@@ -148,7 +150,7 @@ def _client(user):
 def _expected(endpoint: Endpoint, caller: str, where: str) -> int:
     if caller == "anonymous":
         return 401
-    if caller == "staff":
+    if caller == "superuser":
         role = Role.MANAGER
     elif caller in RANK and where == "A":
         role = caller
@@ -212,7 +214,8 @@ def test_permission_matrix(world, endpoint, caller, where):
         ("annotator", ["A"]),
         ("reviewer", ["A"]),
         ("manager", ["A"]),
-        ("staff", ["A", "B"]),
+        ("staff", []),
+        ("superuser", ["A", "B"]),
     ],
 )
 def test_project_list_shows_only_my_projects(world, caller, visible):
@@ -272,10 +275,11 @@ def test_an_author_removed_from_the_project_cannot_touch_their_annotation(world)
     assert response.status_code == 404
 
 
-def test_a_job_without_a_project_is_visible_to_staff_only(world):
+def test_a_job_without_a_project_is_visible_to_superusers_only(world):
     _, users = world
     job = job_create(kind=Job.Kind.OTHER)
     path = reverse("api:job-detail", kwargs={"jid": job.pk})
 
-    assert _client(users["staff"]).get(path).status_code == 200
+    assert _client(users["superuser"]).get(path).status_code == 200
+    assert _client(users["staff"]).get(path).status_code == 404
     assert _client(users[Role.MANAGER]).get(path).status_code == 404

@@ -114,9 +114,17 @@ def test_managers_get_the_import_page_with_column_mapping(client, project, manag
     assert "js/import.js" in html
 
 
-def test_staff_users_are_managers_without_a_membership(client, project):
-    staff = UserFactory(username="admin", is_staff=True)
+def test_staff_users_without_a_membership_see_no_project(client, project):
+    staff = UserFactory(username="staff", is_staff=True)
     client.force_login(staff)
+    assert client.get(page("labeling:import", project)).status_code == 404
+    assert client.get(page("labeling:project_detail", project)).status_code == 404
+    assert project.name not in client.get(reverse("labeling:project_list")).content.decode()
+
+
+def test_superusers_are_managers_without_a_membership(client, project):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(root)
     assert client.get(page("labeling:import", project)).status_code == 200
 
 
