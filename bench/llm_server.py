@@ -14,6 +14,11 @@ behaviours in ``plan[marker]``; each request for a text containing the marker co
     outside    a label that is not in the label set
     fence      valid JSON inside a Markdown code fence
 
+``formats`` lists the structured-output forms it accepts (``json_schema``, ``json_object`` with
+a ``schema``); any other is a 422, as llama-cpp-python's server answers ``json_schema``.
+``needs_top_logprobs`` mimics that server too: log-probabilities only when ``top_logprobs`` is
+given.
+
 Usage in a test::
 
     with LLMServer(latency=0.0, truth={...}) as server:
@@ -60,7 +65,11 @@ class LLMServer:
         hang_seconds: float = 5.0,
         seed: int = 0,
         port: int = 0,
+        formats: tuple[str, ...] = ("json_schema", "json_object"),
+        needs_top_logprobs: bool = False,
     ) -> None:
+        self.formats = formats
+        self.needs_top_logprobs = needs_top_logprobs
         self.latency = latency
         self.truth = truth or {}
         self.accuracy = accuracy
@@ -153,7 +162,17 @@ class LLMServer:
         messages = body.get("messages") or []
         last = messages[-1]["content"] if messages else ""
         text = last.split("Text:\n", 1)[1] if "Text:\n" in last else last
-        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+        requested = body.get("response_format") or {}
+        kind = requested.get("type")
+        if kind not in self.formats:
+            with self._lock:
+                self.stats[f"refused {kind}"] += 1
+            self._send(handler, 422, {"detail": [{"msg": f"response_format {kind!r}"}]})
+            return
+        if kind == "json_object":
+            schema = requested.get("schema") or {}
+        else:
+            schema = (requested.get("json_schema") or {}).get("schema") or {}
         labels = list(((schema.get("properties") or {}).get("label") or {}).get("enum") or [])
         behaviour = self._behaviour(text)
         with self._lock:
@@ -185,7 +204,10 @@ class LLMServer:
             "finish_reason": "stop",
             "logprobs": None,
         }
-        if self.logprobs and body.get("logprobs") and behaviour == "ok":
+        wants_logprobs = body.get("logprobs") and (
+            body.get("top_logprobs") is not None or not self.needs_top_logprobs
+        )
+        if self.logprobs and wants_logprobs and behaviour == "ok":
             choice["logprobs"] = {"content": self._token_logprobs(content, label, confidence)}
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
         payload = {

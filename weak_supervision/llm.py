@@ -6,7 +6,11 @@ settings, calls `run_bounded` with `LLMClient.label`, and writes results in batc
 
 Any OpenAI-compatible endpoint works (OpenAI, vLLM, llama.cpp server, Ollama, LiteLLM ...):
 the request is a plain chat completion with ``response_format`` = a JSON schema whose ``label``
-is an enum of the label set, ``temperature`` 0 and, unless switched off, ``logprobs``.
+is an enum of the label set, ``temperature`` 0 and, unless switched off, ``logprobs`` (with
+``top_logprobs``: llama-cpp-python returns none without it). llama-cpp-python's server refuses
+OpenAI's ``{"type": "json_schema"}`` form and takes the same schema as ``{"type":
+"json_object", "schema": ...}``; with ``response_format="auto"`` the client falls back to that
+form once the endpoint refuses the first one (400 or 422) and keeps it for the job.
 """
 
 from __future__ import annotations
@@ -134,22 +138,27 @@ def build_messages(prompt: Prompt, text: str, *, text_chars: int = 8000) -> list
     return messages
 
 
-def response_format(labels: Sequence[str]) -> dict[str, Any]:
+RESPONSE_FORMATS = ("auto", "json_schema", "json_object")
+TOP_LOGPROBS = 1
+
+
+def response_format(labels: Sequence[str], kind: str = "json_schema") -> dict[str, Any]:
+    """The structured-output request: OpenAI's ``json_schema`` form, or ``json_object`` with
+    the schema beside it (llama-cpp-python's server, which compiles it into a grammar)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": list(labels)},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "required": ["label", "confidence"],
+        "additionalProperties": False,
+    }
+    if kind == "json_object":
+        return {"type": "json_object", "schema": schema}
     return {
         "type": "json_schema",
-        "json_schema": {
-            "name": "label_answer",
-            "strict": True,
-            "schema": {
-                "type": "object",
-                "properties": {
-                    "label": {"type": "string", "enum": list(labels)},
-                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-                },
-                "required": ["label", "confidence"],
-                "additionalProperties": False,
-            },
-        },
+        "json_schema": {"name": "label_answer", "strict": True, "schema": schema},
     }
 
 
@@ -270,11 +279,19 @@ class LLMClient:
     backoff_max: float = 20.0
     logprobs: bool = True
     concurrency: int = 8
+    response_format: str = "auto"  # one of RESPONSE_FORMATS
     sleep: Callable[[float], None] = time.sleep
     _client: Any = field(default=None, repr=False)
+    _format: str = field(default="json_schema", repr=False)
+    _may_fall_back: bool = field(default=True, repr=False)
 
     def __post_init__(self) -> None:
         import openai  # here, not at the top: web processes need not load the SDK
+
+        if self.response_format not in RESPONSE_FORMATS:
+            raise ValueError(f"response_format must be one of {', '.join(RESPONSE_FORMATS)}.")
+        self._format = "json_object" if self.response_format == "json_object" else "json_schema"
+        self._may_fall_back = self.response_format == "auto"
 
         # The SDK's own retries are off: ours are explicit, counted and bounded.
         self._client = openai.OpenAI(
@@ -296,6 +313,40 @@ class LLMClient:
         delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         return delay * (0.5 + random.random() / 2)
 
+    def _create(self, messages: list[dict[str, str]], labels: Sequence[str], kind: str) -> Any:
+        return self._client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            temperature=0,
+            max_tokens=200,
+            response_format=response_format(labels, kind),
+            **({"logprobs": True, "top_logprobs": TOP_LOGPROBS} if self.logprobs else {}),
+        )
+
+    def _complete(self, messages: list[dict[str, str]], labels: Sequence[str]) -> Any:
+        """One request in the current structured-output form. In ``auto``, an endpoint that
+        refuses the json_schema form (400/422) is asked once more in the json_object form; if
+        that answers, the client keeps it. Once json_schema has worked, nothing falls back."""
+        import openai
+
+        kind = self._format
+        try:
+            response = self._create(messages, labels, kind)
+        except openai.APIStatusError as exc:
+            if not (self._may_fall_back and kind == "json_schema"):
+                raise
+            if exc.status_code not in (400, 422):
+                raise
+            logger.info("LLM endpoint refused json_schema (%s); trying json_object.", exc)
+            response = self._create(messages, labels, "json_object")
+            if self._may_fall_back:
+                logger.info("LLM endpoint takes json_object with a schema: using it.")
+            self._format, self._may_fall_back = "json_object", False
+            return response
+        if kind == "json_schema":
+            self._may_fall_back = False
+        return response
+
     def label(self, key: Any, messages: list[dict[str, str]], labels: Sequence[str]) -> CallResult:
         """Ask for one item's label; retries 429, 5xx, timeouts and connection errors with
         exponential backoff (honouring Retry-After), and one malformed answer once."""
@@ -308,14 +359,7 @@ class LLMClient:
             started = time.perf_counter()
             retry_after = None
             try:
-                response = self._client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
-                    temperature=0,
-                    max_tokens=200,
-                    response_format=response_format(labels),
-                    **({"logprobs": True} if self.logprobs else {}),
-                )
+                response = self._complete(messages, labels)
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 logger.warning("LLM endpoint refused the key: %s", exc)
                 raise LLMFatal(

@@ -62,7 +62,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: drops X-Forwarded-* unless the peer is one of TRUSTED_PROXIES (config/proxies.py).
+    "config.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -149,6 +152,32 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # the labeling page's fetch() reads it from the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# Reverse proxies whose X-Forwarded-Proto / X-Forwarded-For are believed (addresses or CIDR
+# blocks); from any other peer those headers are removed (config/proxies.py). Loopback by
+# default: a proxy on the same host. docker/compose.yml names its nginx.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "127.0.0.1,::1")
+# django-axes counts failed logins per client address: the same one, proxies honoured alike.
+AXES_CLIENT_IP_CALLABLE = "config.proxies.client_ip"
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+
+# Content-Security-Policy, enforced in every settings module so the browser tests meet the same
+# policy as production: scripts and styles only from our own static files (no inline script,
+# handler or style attribute in any page; tests/config/test_content_security_policy.py).
+_CSP_DIRECTIVES = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+if env("CSP_REPORT_URI"):
+    _CSP_DIRECTIVES["report-uri"] = [env("CSP_REPORT_URI")]
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": _CSP_DIRECTIVES}
+
 # The annotation loop's next/submit with a token skip the middleware chain and DRF's machinery
 # (labeling/api/fastpath.py; errors are still answered by the DRF views). 0 turns it off.
 API_FAST_PATH = env_bool("API_FAST_PATH", True)

@@ -16,10 +16,11 @@ exception (a database error, a failing after-commit hook) may come after a commi
 retried through Django: it propagates as a 500, as it would from the view.
 
 Requests and responses pass through the same middleware classes that act on them
-(SecurityMiddleware, CommonMiddleware, XFrameOptionsMiddleware: host checks, redirects,
-security headers, Content-Length); DRF adds `Allow`. The other middleware does nothing for a
-token request to these two URLs (tests/labeling/test_api_fastpath.py checks
-the list, so a new middleware must be looked at here). `API_FAST_PATH=0` turns this off.
+(TrustedProxyMiddleware, SecurityMiddleware, CommonMiddleware, XFrameOptionsMiddleware,
+CSPMiddleware: forwarded headers, host checks, redirects, security headers, Content-Length);
+DRF adds `Allow`. The other middleware does nothing for a token request to these two URLs
+(tests/labeling/test_api_fastpath.py checks the list, so a new middleware must be looked at
+here). `API_FAST_PATH=0` turns this off.
 
 On PostgreSQL, the token's user, project and role are read once per process and then checked
 inside each later request's own statement (labeling/api/credentials.py): one statement per
@@ -34,6 +35,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from csp.middleware import CSPMiddleware
 from django.core import signals
 from django.core.exceptions import DisallowedHost, PermissionDenied
 from django.core.handlers.wsgi import WSGIRequest
@@ -45,6 +47,7 @@ from django.middleware.security import SecurityMiddleware
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
+from config.proxies import forwarding_headers_clean
 from labeling.api.authentication import FastTokenAuthentication
 from labeling.api.converters import MAX_ID
 from labeling.api.credentials import CredentialCache
@@ -71,7 +74,9 @@ _MAX_BODY = 64 * 1024  # a submit is a few hundred bytes; anything larger goes t
 # (a token request to a csrf-exempt JSON view: no session read, no messages, no static file,
 # no trailing-slash redirect). Anything else in MIDDLEWARE turns the fast path off.
 APPLIED_MIDDLEWARE = (
+    "config.proxies.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.common.CommonMiddleware",  # Content-Length
 )
@@ -115,6 +120,7 @@ class AnnotationLoopFastPath:
         self.security = SecurityMiddleware(_unused)
         self.common = CommonMiddleware(_unused)
         self.frame_options = XFrameOptionsMiddleware(_unused)
+        self.csp = CSPMiddleware(_unused)
         self.credentials = CredentialCache()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -178,6 +184,8 @@ class AnnotationLoopFastPath:
 
     def _serve(self, environ: dict, route: tuple[int, int | None], body: bytes) -> HttpResponse:
         project_id, item_id = route
+        # X-Forwarded-Proto decides the HTTPS redirect below: believed from trusted proxies only.
+        forwarding_headers_clean(environ)
         request = WSGIRequest(environ)
         try:
             # ALLOWED_HOSTS, DISALLOWED_USER_AGENTS, PREPEND_WWW, SECURE_SSL_REDIRECT: a
@@ -256,6 +264,7 @@ class AnnotationLoopFastPath:
         # (responses pass through it bottom-up).
         response = self.frame_options.process_response(request, response)
         response = self.common.process_response(request, response)
+        response = self.csp.process_response(request, response)
         return self.security.process_response(request, response)
 
 

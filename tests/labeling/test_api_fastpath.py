@@ -349,6 +349,32 @@ def test_host_and_https_rules_are_kept(apps, project, token, settings):
     assert headers["Strict-Transport-Security"] == "max-age=3600"
 
 
+def test_forwarded_https_is_believed_from_a_trusted_proxy_only(project, token, settings):
+    # Given HTTPS redirects on, behind a proxy at 10.0.0.9
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.TRUSTED_PROXIES = ["10.0.0.9"]
+    ItemFactory(project=project)
+    ItemFactory(project=project)
+
+    # When a client claims HTTPS itself, and when the proxy says so
+    def next_from(remote_addr):
+        fast = AnnotationLoopFastPath(Spy())
+        env = environ(
+            next_path(project), {}, token=token,
+            REMOTE_ADDR=remote_addr, HTTP_X_FORWARDED_PROTO="https",
+        )  # fmt: skip
+        status, headers, _ = call(fast, env)
+        return status, fast.app.calls, headers
+
+    direct, proxied = next_from("198.51.100.7"), next_from("10.0.0.9")
+
+    # Then only the proxy's word counts: the direct client is sent to https:// by Django
+    assert direct[:2] == (301, 1)
+    assert proxied[:2] == (200, 0)
+    assert proxied[2]["Content-Security-Policy"].startswith("default-src 'self'")
+
+
 def test_wrapped_only_with_known_middleware(settings):
     app = Spy()
     assert isinstance(with_annotation_fast_path(app), AnnotationLoopFastPath)

@@ -295,3 +295,41 @@ def test_a_refused_key_fails_the_job_with_a_short_reason(spam_project, settings,
     # the full detail is in the worker's log
     assert "internal-detail" in caplog.text
     assert "Traceback" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_that_refuses_json_schema_gets_the_json_object_form(spam_project, settings):
+    """llama-cpp-python's server: 422 for OpenAI's json_schema form, the schema accepted as
+    json_object + schema, log-probabilities only with top_logprobs."""
+    texts = ["win a free cruise, call now", "see you at lunch", "cash prize for you"]
+    make_items(spam_project, texts)
+    truth = {texts[0]: "spam", texts[1]: "ham", texts[2]: "spam"}
+    with LLMServer(truth=truth, formats=("json_object",), needs_top_logprobs=True) as server:
+        _configure(spam_project, server, settings, llm_concurrency=1)
+        job = _run(spam_project)
+        refused = server.stats["refused json_schema"]
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.result["valid"] == 3, job.result
+    predictions = Prediction.objects.filter(source_kind="llm").select_related("item")
+    assert {p.item.text: p.labels for p in predictions} == {t: [truth[t]] for t in texts}
+    assert {p.details["confidence_kind"] for p in predictions} == {"logprobs"}
+    # the refused form was tried once; the rest of the job used the one that worked
+    assert refused == 1
+
+
+def test_the_structured_output_form_can_be_pinned(spam_project):
+    with LLMServer(formats=("json_object",)) as server:
+        client = LLMClient(
+            base_url=server.base_url,
+            api_key="",
+            model="m",
+            max_attempts=1,
+            response_format="json_schema",
+        )
+        result = client.label("k", [{"role": "user", "content": "Text:\nhi"}], ["spam", "ham"])
+        client.close()
+        with pytest.raises(ValueError, match="response_format"):
+            LLMClient(base_url=server.base_url, api_key="", model="m", response_format="xml")
+    assert result.answer is None
+    assert result.error == "HTTP 422 Unprocessable Entity"
+    assert server.stats["refused json_schema"] == 1

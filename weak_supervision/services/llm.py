@@ -321,6 +321,7 @@ def llm_run(*, job_id: int, client_factory=None) -> Job:
             max_attempts=settings.LLM_MAX_ATTEMPTS,
             backoff_base=settings.LLM_BACKOFF_SECONDS,
             logprobs=settings.LLM_LOGPROBS,
+            response_format=settings.LLM_RESPONSE_FORMAT,
         )
     )
 
