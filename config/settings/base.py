@@ -368,6 +368,12 @@ TRAINING_LOCK_STALE_SECONDS = env_int("TRAINING_LOCK_STALE_SECONDS", 1800)
 WS_APPLY_BATCH_SIZE = env_int("WS_APPLY_BATCH_SIZE", 2000)
 WS_WRITE_BATCH_SIZE = env_int("WS_WRITE_BATCH_SIZE", 2000)
 WS_REGEX_TIMEOUT_SECONDS = env_float("WS_REGEX_TIMEOUT_SECONDS", 0.05)
+# Labeling functions run in a child process: a call past WS_LF_CALL_TIME_LIMIT seconds is killed
+# (a timeout), and the child may map at most WS_LF_MEMORY_LIMIT_MB more than it inherited (0: no
+# limit). "Try on a sample" stops a function after WS_LF_TRY_MAX_TIMEOUTS timeouts.
+WS_LF_CALL_TIME_LIMIT = env_float("WS_LF_CALL_TIME_LIMIT", 2.0)
+WS_LF_MEMORY_LIMIT_MB = env_int("WS_LF_MEMORY_LIMIT_MB", 512)
+WS_LF_TRY_MAX_TIMEOUTS = env_int("WS_LF_TRY_MAX_TIMEOUTS", 3)
 WS_SAMPLE_SIZE = env_int("WS_SAMPLE_SIZE", 100)
 WS_TASK_TIME_LIMIT = env_int("WS_TASK_TIME_LIMIT", 3600)
 WS_TASK_SLICE_SECONDS = env_int("WS_TASK_SLICE_SECONDS", 900)
