@@ -55,6 +55,9 @@ class SettingsForm(forms.ModelForm):
             "cascade_source",
             "cascade_threshold",
             "cascade_verify_fraction",
+            "cascade_min_accuracy",
+            "cascade_min_checks",
+            "cascade_max_odds_ratio",
         )
 
     def __init__(self, *args, **kwargs):
@@ -128,6 +131,9 @@ class WeakSupervisionSettingsInline(admin.StackedInline):
                     "cascade_source",
                     "cascade_threshold",
                     "cascade_verify_fraction",
+                    "cascade_min_accuracy",
+                    "cascade_min_checks",
+                    "cascade_max_odds_ratio",
                 )
             },
         ),

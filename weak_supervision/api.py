@@ -15,9 +15,9 @@ from labeling.api.views.jobs import JobSerializer
 from labeling.models import Membership
 from weak_supervision import selectors
 from weak_supervision.label_models import METHODS
-from weak_supervision.models import LabelingFunction, WeakSupervisionSettings
+from weak_supervision.models import CascadeRun, LabelingFunction, WeakSupervisionSettings
 from weak_supervision.services.apply import apply_job_create
-from weak_supervision.services.cascade import cascade_job_create
+from weak_supervision.services.cascade import cascade_job_create, cascade_run_undo
 from weak_supervision.services.common import ws_settings_for
 from weak_supervision.services.label_model import label_model_job_create
 from weak_supervision.services.lfs import lf_create, lf_delete, lf_try_sample, lf_update
@@ -274,17 +274,60 @@ class CascadeRunApi(ApiView):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.REVIEWER)
         return Response(selectors.cascade_report(project=project))
 
+    class InputSerializer(serializers.Serializer):
+        accept_unverified = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="Auto-accept from a source that has too few gold or human-labelled items "
+            "to be checked on (it must pass the other checks).",
+        )
+
     @extend_schema(
-        request=None,
+        request=InputSerializer,
         responses={202: JobSerializer},
         operation_id="cascade_run",
-        summary="Auto-accept confident pre-labels now (job)",
+        summary="Auto-accept confident pre-labels now (job); refused sources write nothing",
         tags=TAGS,
     )
     def post(self, request, pid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
-        job = cascade_job_create(project=project, user=request.user)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = cascade_job_create(
+            project=project,
+            user=request.user,
+            accept_unverified=data.validated_data["accept_unverified"],
+        )
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CascadeRunListApi(ApiView):
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        operation_id="cascade_run_list",
+        summary="The latest cascade runs: the gate's verdict per source, what was accepted, undo",
+        tags=TAGS,
+    )
+    def get(self, request, pid: int):
+        project, _ = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
+        return Response(selectors.cascade_runs(project=project))
+
+
+class CascadeRunUndoApi(ApiView):
+    @extend_schema(
+        request=None,
+        responses=OpenApiTypes.OBJECT,
+        operation_id="cascade_run_undo",
+        summary="Undo a cascade run: its items get back their state from before it",
+        tags=TAGS,
+    )
+    def post(self, request, pid: int, rid: int):
+        project, _ = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
+        try:
+            run = cascade_run_undo(project=project, run_id=rid, user=request.user)
+        except CascadeRun.DoesNotExist:
+            raise NotFound(NOT_FOUND) from None
+        return Response(selectors.cascade_run_detail(run=run))
 
 
 class SettingsSerializer(serializers.ModelSerializer):
@@ -323,6 +366,9 @@ class SettingsSerializer(serializers.ModelSerializer):
             "cascade_source",
             "cascade_threshold",
             "cascade_verify_fraction",
+            "cascade_min_accuracy",
+            "cascade_min_checks",
+            "cascade_max_odds_ratio",
             "updated_at",
         ]
         read_only_fields = ["updated_at"]

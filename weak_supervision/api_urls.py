@@ -23,6 +23,12 @@ urlpatterns = [
     path("projects/<id:pid>/label-model/", api.LabelModelRunApi.as_view(), name="label-model"),
     path("projects/<id:pid>/llm/", api.LLMRunApi.as_view(), name="llm"),
     path("projects/<id:pid>/cascade/", api.CascadeRunApi.as_view(), name="cascade"),
+    path("projects/<id:pid>/cascade/runs/", api.CascadeRunListApi.as_view(), name="cascade-runs"),
+    path(
+        "projects/<id:pid>/cascade/runs/<id:rid>/undo/",
+        api.CascadeRunUndoApi.as_view(),
+        name="cascade-run-undo",
+    ),
     path("projects/<id:pid>/prelabel-settings/", api.SettingsApi.as_view(), name="settings"),
     path("projects/<id:pid>/prelabels/", api.DashboardApi.as_view(), name="dashboard"),
 ]

@@ -14,6 +14,7 @@ from weak_supervision.label_models import ABSTAIN, lf_summary, matrix_summary
 from weak_supervision.metrics import per_class_report, wilson_interval
 from weak_supervision.models import (
     CascadeDecision,
+    CascadeRun,
     LabelingFunction,
     LabelModelRun,
     LFVote,
@@ -309,6 +310,45 @@ def cascade_report(*, project: Project) -> dict[str, Any]:
             "ci_high": interval[1] if interval else None,
         },
     }
+
+
+def cascade_run_undoable(*, run: CascadeRun) -> bool:
+    """Applied, or stopped part-way by a job that has finished (failed or cancelled)."""
+    if run.status == CascadeRun.Status.APPLIED:
+        return True
+    return run.status == CascadeRun.Status.RUNNING and (run.job is None or run.job.is_finished)
+
+
+def cascade_run_detail(*, run: CascadeRun) -> dict[str, Any]:
+    """One cascade run: what the gate said about each source, what was accepted, and whether
+    (and how) it was undone. Managers only: it names job details."""
+    sources = run.gate.get("sources", [])
+    return {
+        "id": run.pk,
+        "job": run.job_id,
+        "status": run.status,
+        "created_at": run.created_at,
+        "accepted": run.accepted,
+        "verification": run.verification,
+        "accept_unverified": run.accept_unverified,
+        "message": run.message,
+        "threshold": run.gate.get("threshold"),
+        "sources": sources,
+        "undone_at": run.undone_at,
+        "undone_by": run.undone_by.get_username() if run.undone_by else None,
+        "undo_result": run.undo_result,
+        "can_undo": cascade_run_undoable(run=run),
+        # Some source was refused only for lack of checks: a manager may run the cascade again
+        # without checks.
+        "overridable": run.status != CascadeRun.Status.UNDONE
+        and any(not v["ok"] and v.get("overridable") for v in sources),
+    }
+
+
+def cascade_runs(*, project: Project, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest cascade runs, newest first (see `cascade_run_detail`)."""
+    runs = CascadeRun.objects.filter(project=project).select_related("job", "undone_by")
+    return [cascade_run_detail(run=run) for run in runs[:limit]]
 
 
 def dashboard(*, project: Project) -> dict[str, Any]:

@@ -91,6 +91,9 @@ def _accept(project, voted, *, verify_fraction):
     ws.cascade_threshold = 0.9
     ws.cascade_verify_fraction = verify_fraction
     ws.cascade_source = "label_model"
+    # The fixture's two human labels are the gate's checks (tests/weak_supervision/
+    # test_cascade_gate.py covers the gate itself).
+    ws.cascade_min_checks = 2
     ws.save()
     label_model_run(job_id=label_model_job_create(project=project, method="majority_vote").pk)
     # the label model job queued the cascade on commit; run it here

@@ -35,6 +35,8 @@ _BOUNDS = (
     ("llm_price_input_per_mtok", 0, 10_000),
     ("llm_price_output_per_mtok", 0, 10_000),
     ("llm_budget_usd", 0, 10_000_000),
+    ("cascade_min_checks", 1, 1_000_000),
+    ("cascade_max_odds_ratio", 1, 1_000_000),
 )
 
 
@@ -84,7 +86,7 @@ def ws_settings_update(
     method = changes.get("label_model_method")
     if method is not None and method not in METHODS:
         raise ApplicationError(f"Unknown label model '{method}'.", {"field": "label_model_method"})
-    for name in ("cascade_threshold", "cascade_verify_fraction"):
+    for name in ("cascade_threshold", "cascade_verify_fraction", "cascade_min_accuracy"):
         value = changes.get(name)
         if value is not None and not 0.0 <= float(value) <= 1.0:
             raise ApplicationError(f"{name} must be between 0 and 1.", {"field": name})
