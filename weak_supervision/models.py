@@ -155,6 +155,14 @@ class LabelingFunction(models.Model):
     applied_version = models.CharField(max_length=100, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
     applied_stats = models.JSONField(default=dict, blank=True)
+    # A function stopped for timeouts is not run again by an apply of the stale functions until
+    # its effective version differs from this one (an edit, new code, another model).
+    stopped_version = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Effective version stopped for timeouts; skipped by apply until it changes.",
+    )
+    stopped_reason = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
