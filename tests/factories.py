@@ -153,3 +153,10 @@ def submit_served(*, project, user, item_id: int, labels, **kwargs):
 
     served(item_id=item_id, user=user)
     return annotation_submit(project=project, user=user, item_id=item_id, labels=labels, **kwargs)
+
+
+def api_token(user, **kwargs) -> str:
+    """A new API token of `user`: its secret (only the hash is stored), for a Token header."""
+    from accounts.services import api_token_create
+
+    return api_token_create(user=user, **kwargs)[1]

@@ -2,6 +2,7 @@
 local default; `production.py` removes the defaults that are only safe on a laptop."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -51,9 +52,10 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
+    "accounts",
     "labeling",
     "models_app",
     "active_learning",
@@ -73,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login refused for a lockout into a 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -127,6 +131,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Logins: throttled per account and per client address (django-axes) ----------------------
+# The login page, the admin's and the API's token endpoint all log in through
+# `authenticate()`, which AxesStandaloneBackend guards: after LOGIN_FAILURE_LIMIT failures for
+# one username, or from one address (config/proxies.py decides which), further attempts get a 429
+# for LOGIN_LOCKOUT_MINUTES after the last failure (0: until an operator lifts it with
+# `manage.py axes_reset_username NAME`, `axes_reset_ip ADDRESS`, `axes_reset`, or by deleting
+# the access attempt in the admin). Failures are recorded in the database (the admin lists them).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+_lockout_minutes = env_int("LOGIN_LOCKOUT_MINUTES", 15)
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes) if _lockout_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# A success does not clear the failures: with "address" counted apart from "account", an
+# attacker's own successful login would otherwise wipe the count of the address they guess from.
+AXES_RESET_ON_SUCCESS = False
+# API tokens one user may hold at once (accounts.ApiToken; expired ones count until revoked).
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 100)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "labeling:project_list"

@@ -1,9 +1,10 @@
 """Token authentication for the API, with the lookup as one plain statement.
 
-DRF's `TokenAuthentication` reads the token with ``select_related("user")``; building that
-query costs more than running it, and every request of the annotation loop pays it. This reads
-the user through the token in one SQL statement and applies the same checks (unknown token,
-inactive user) with the same errors.
+Tokens are `accounts.ApiToken` rows, which keep only the SHA-256 of the secret: the header's
+secret is hashed and looked up by that hash. DRF's `TokenAuthentication` reads its token with
+``select_related("user")``; building that query costs more than running it, and every request
+of the annotation loop pays it. This reads the user through the token in one SQL statement and
+applies DRF's checks (unknown token, inactive user) with DRF's errors, and the token's expiry.
 
 On URLs of one project (a ``pid`` URL argument), the same statement also reads that project and
 the user's membership role in it, which every such view needs next (`project_with_role` then
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
+from accounts.token_secrets import secret_hash
 from labeling.models import Membership, Project
 from labeling.selectors import PrefetchedProject, project_row_model
 from labeling.services.db import RowModel
@@ -49,33 +52,43 @@ class FastTokenAuthentication(TokenAuthentication):
         return super().authenticate(request)
 
     def authenticate_credentials(self, key):
+        return self.authenticate_key_hash(secret_hash(key))
+
+    def authenticate_key_hash(self, key_hash: str):
+        """The user (and token) whose token's secret hashes to `key_hash`."""
         User = get_user_model()
         users = _user_rows()
+        user_pk = User._meta.pk.column
+        # After the user's columns: the token's id, and whether it has expired.
+        token_columns = "t.id, (t.expires_at IS NOT NULL AND t.expires_at <= %s)"
         sql = (
-            f"SELECT {users.columns('u')} FROM {User._meta.db_table} u "
-            f"JOIN {Token._meta.db_table} t ON t.user_id = u.{User._meta.pk.column} "
-            "WHERE t.key = %s"
+            f"SELECT {users.columns('u')}, {token_columns} FROM {User._meta.db_table} u "
+            f"JOIN {ApiToken._meta.db_table} t ON t.user_id = u.{user_pk} "
+            "WHERE t.key_hash = %s"
         )
-        params = [key]
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        params = [now, key_hash]
         projects = project_row_model()
         if self.project_id is not None:
             sql = (
-                f"SELECT {users.columns('u')}, {projects.columns('p')},"
+                f"SELECT {users.columns('u')}, {token_columns}, {projects.columns('p')},"
                 f" (SELECT m.role FROM {Membership._meta.db_table} m"
-                f"   WHERE m.project_id = p.id AND m.user_id = u.{User._meta.pk.column})"
+                f"   WHERE m.project_id = p.id AND m.user_id = u.{user_pk})"
                 f"{self._digest_columns()}"
                 f" FROM {User._meta.db_table} u"
-                f" JOIN {Token._meta.db_table} t ON t.user_id = u.{User._meta.pk.column}"
+                f" JOIN {ApiToken._meta.db_table} t ON t.user_id = u.{user_pk}"
                 f" LEFT JOIN {Project._meta.db_table} p ON p.id = %s"
-                " WHERE t.key = %s"
+                " WHERE t.key_hash = %s"
             )
-            params = [self.project_id, key]
+            params = [now, self.project_id, key_hash]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user, rest = users.instance(row)
+        user, (token_id, expired, *rest) = users.instance(row)
+        if expired:
+            raise exceptions.AuthenticationFailed(_("Token has expired."))
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         if self.project_id is not None:
@@ -86,8 +99,8 @@ class FastTokenAuthentication(TokenAuthentication):
                 if digests:
                     self.digests = (digests[0], digests[1])
             user.prefetched_project = PrefetchedProject(self.project_id, project)
-        # DRF returns the token as request.auth; nothing here reads more than its key.
-        return user, Token(key=key, user=user)
+        # DRF returns the token as request.auth: its id and user, nothing of the secret.
+        return user, ApiToken(pk=token_id, user=user)
 
     def _digest_columns(self) -> str:
         """The digest columns (`DIGEST_SQL`) when asked for and the database can compute them."""

@@ -6,13 +6,15 @@ process's CPU and two of a pair's five statements (docs/benchmarks.md). Each pro
 one successful read returned, with digests of the user's and the project's rows, and later
 requests with the same token for the same project run their one statement (queue next or
 submit) under a `StatementGuard`: the database checks, in that statement and before it writes,
-that the token still belongs to the user, that the user's row and the project's row are
-unchanged (an `is_active`, a `k`, a lease length) and that the role is the same. If anything
+that the token still exists, belongs to the user and has not expired, that the user's row and
+the project's row are unchanged (an `is_active`, a `k`, a lease length) and that the role is
+the same. Tokens are known by the hash of their secret (`accounts.ApiToken.key_hash`), here as
+in the database: the cache holds no secret. If anything
 changed, nothing is written and the request is answered the ordinary way, which reads afresh.
 
-So a revoked token, a deactivated user, a removed member or a changed project takes effect on
-the very next request, as without the cache. PostgreSQL only (the digests are ``md5`` of the
-row's text); other databases always read.
+So a revoked or expired token, a deactivated user, a removed member or a changed project takes
+effect on the very next request, as without the cache. PostgreSQL only (the digests are ``md5``
+of the row's text); other databases always read.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
 from labeling.api.authentication import DIGEST_SQL
 from labeling.models import Membership, Project
 from labeling.services.db import StatementGuard
@@ -38,11 +40,12 @@ def _guard_sql() -> str:
     User = get_user_model()
     user_pk = User._meta.pk.column
     return (
-        f"EXISTS (SELECT 1 FROM {Token._meta.db_table} gt"
+        f"EXISTS (SELECT 1 FROM {ApiToken._meta.db_table} gt"
         f" JOIN {User._meta.db_table} gu ON gu.{user_pk} = gt.user_id"
         f" JOIN {Membership._meta.db_table} gm ON gm.user_id = gu.{user_pk}"
         f" JOIN {Project._meta.db_table} gp ON gp.id = gm.project_id"
-        " WHERE gt.key = %(guard_key)s AND gu.{pk} = %(guard_user)s"
+        " WHERE gt.key_hash = %(guard_key_hash)s AND gu.{pk} = %(guard_user)s"
+        " AND (gt.expires_at IS NULL OR gt.expires_at > statement_timestamp())"
         " AND gm.project_id = %(guard_project)s AND gm.role = %(guard_role)s"
         " AND ({digests}) = (%(guard_user_digest)s, %(guard_project_digest)s))"
     ).format(pk=user_pk, digests=DIGEST_SQL.format(user="gu", project="gp"))
@@ -55,13 +58,13 @@ class CredentialCache:
 
     def __init__(self, size: int = 1024) -> None:
         self.size = size
-        self._entries: dict[tuple[str, int], Credentials] = {}
+        self._entries: dict[tuple[str, int], Credentials] = {}  # by (key hash, project)
         self._sql: str | None = None
 
-    def get(self, key: str, project_id: int) -> Credentials | None:
-        return self._entries.get((key, project_id))
+    def get(self, key_hash: str, project_id: int) -> Credentials | None:
+        return self._entries.get((key_hash, project_id))
 
-    def put(self, key: str, project_id: int, user, digests: tuple[str, str]) -> None:
+    def put(self, key_hash: str, project_id: int, user, digests: tuple[str, str]) -> None:
         project = user.prefetched_project.project
         if project is None or project.member_role is None:
             return  # refused requests are Django's to answer, every time
@@ -70,7 +73,7 @@ class CredentialCache:
         guard = StatementGuard(
             sql=self._sql,
             params={
-                "guard_key": key,
+                "guard_key_hash": key_hash,
                 "guard_user": user.pk,
                 "guard_project": project_id,
                 "guard_role": project.member_role,
@@ -80,7 +83,7 @@ class CredentialCache:
         )
         if len(self._entries) >= self.size:
             self._entries.pop(next(iter(self._entries)), None)
-        self._entries[(key, project_id)] = Credentials(user=user, guard=guard)
+        self._entries[(key_hash, project_id)] = Credentials(user=user, guard=guard)
 
-    def drop(self, key: str, project_id: int) -> None:
-        self._entries.pop((key, project_id), None)
+    def drop(self, key_hash: str, project_id: int) -> None:
+        self._entries.pop((key_hash, project_id), None)

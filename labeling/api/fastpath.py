@@ -47,6 +47,7 @@ from django.middleware.security import SecurityMiddleware
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
+from accounts.token_secrets import secret_hash
 from config.proxies import forwarding_headers_clean
 from labeling.api.authentication import FastTokenAuthentication
 from labeling.api.converters import MAX_ID
@@ -86,6 +87,8 @@ INERT_MIDDLEWARE = (
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Acts only on a request that a login attempt marked as locked out; these never log in.
+    "axes.middleware.AxesMiddleware",
 )
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -196,7 +199,7 @@ class AnnotationLoopFastPath:
                 raise _Declined
         except (DisallowedHost, PermissionDenied):
             raise _Declined from None
-        key, user, guard = self._user(environ, project_id)
+        key_hash, user, guard = self._user(environ, project_id)
         try:
             project, _ = project_for_role(
                 project_id=project_id, user=user, role=Membership.Role.ANNOTATOR
@@ -218,7 +221,7 @@ class AnnotationLoopFastPath:
         except GuardFailed:
             # What the cached credentials say no longer holds; nothing was written. Django
             # reads them afresh and answers.
-            self.credentials.drop(key, project_id)
+            self.credentials.drop(key_hash, project_id)
             raise _Declined from None
         except _ANSWERED_BY_THE_VIEW:
             # Refusals raised before anything is written: the view gives the same answer.
@@ -239,22 +242,22 @@ class AnnotationLoopFastPath:
         if len(parts) != 2 or parts[0].lower() != FastTokenAuthentication.keyword.lower().encode():
             raise _Declined
         try:
-            key = parts[1].decode()
+            key_hash = secret_hash(parts[1].decode())
         except UnicodeDecodeError:
             raise _Declined from None
         postgresql = connection.vendor == "postgresql"
-        if postgresql and (cached := self.credentials.get(key, project_id)) is not None:
-            return key, cached.user, cached.guard
+        if postgresql and (cached := self.credentials.get(key_hash, project_id)) is not None:
+            return key_hash, cached.user, cached.guard
         authentication = FastTokenAuthentication()
         authentication.project_id = project_id
         authentication.with_digests = postgresql
         try:
-            user, _ = authentication.authenticate_credentials(key)
+            user, _ = authentication.authenticate_key_hash(key_hash)
         except Exception:
             raise _Declined from None
         if authentication.digests is not None:
-            self.credentials.put(key, project_id, user, authentication.digests)
-        return key, user, None
+            self.credentials.put(key_hash, project_id, user, authentication.digests)
+        return key_hash, user, None
 
     def _respond(self, request: WSGIRequest, payload: Any, status: int) -> HttpResponse:
         content = self.renderer.render(payload)

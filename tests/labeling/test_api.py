@@ -11,9 +11,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from labeling.models import Annotation, Assignment, Item, Job, Membership, Prediction
 from labeling.services.imports import import_run
 from labeling.services.jobs import job_create, job_progress
@@ -23,6 +23,7 @@ from tests.factories import (
     MembershipFactory,
     ProjectFactory,
     UserFactory,
+    api_token,
     served,
     submit_served,
 )
@@ -509,14 +510,14 @@ def test_token_auth(project, annotator):
     projects = client.get(url("project-list"))
 
     # Then
-    assert response.status_code == 200
-    assert token == Token.objects.get(user=annotator).key
+    assert response.status_code == 201
+    assert ApiToken.objects.get(user=annotator).prefix == token[:8]
     assert [p["id"] for p in projects.json()] == [project.pk]
 
 
 def token_client(user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")
     return client
 
 
@@ -558,7 +559,7 @@ def test_wrong_password_gets_no_token(annotator):
     )
 
     assert response.status_code == 400
-    assert not Token.objects.exists()
+    assert not ApiToken.objects.exists()
 
 
 @pytest.mark.parametrize("header", [None, "Token not-a-real-token"])
@@ -910,7 +911,7 @@ def test_the_next_item_carries_its_external_id_only_when_the_project_shows_it(
     project.save()
     ItemFactory(project=project, external_id="gold-17")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(annotator)}")
 
     served = client.post(f"/api/projects/{project.pk}/next/", {}, format="json").json()
 

@@ -14,8 +14,9 @@ from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
+from accounts.token_secrets import secret_hash
 from labeling.api import fastpath
 from labeling.api.fastpath import AnnotationLoopFastPath, with_annotation_fast_path
 from labeling.models import Annotation, Assignment, Membership
@@ -26,6 +27,7 @@ from tests.factories import (
     MembershipFactory,
     ProjectFactory,
     UserFactory,
+    api_token,
 )
 
 pytestmark = pytest.mark.django_db
@@ -108,7 +110,7 @@ def submit_path(project, item):
 
 @pytest.fixture
 def token(annotator):
-    return Token.objects.create(user=annotator).key
+    return api_token(annotator)
 
 
 def test_routes_are_the_urlconf_s():
@@ -197,7 +199,7 @@ def _other_project_member():
     other = ProjectFactory(labels=["a", "b"])
     user = UserFactory(username="outsider")
     MembershipFactory(project=other, user=user, role=Membership.Role.ANNOTATOR)
-    return Token.objects.create(user=user).key
+    return api_token(user)
 
 
 @pytest.mark.parametrize(
@@ -205,6 +207,7 @@ def _other_project_member():
     [
         "no token",
         "unknown token",
+        "expired token",
         "malformed header",
         "inactive user",
         "not a member",
@@ -227,6 +230,8 @@ def test_every_error_is_the_view_s_own(apps, project, annotator, token, case):
         kwargs = {}
     elif case == "unknown token":
         kwargs = {"token": "0" * 40}
+    elif case == "expired token":
+        _tokens(token).update(expires_at=timezone.now() - timedelta(seconds=1))
     elif case == "malformed header":
         kwargs = {"HTTP_AUTHORIZATION": f"Token {token} extra"}
     elif case == "inactive user":
@@ -423,22 +428,33 @@ def test_a_later_request_is_one_statement(apps, project, annotator, token):
     assert (status, served["item"]["id"], django.calls) == (200, second.pk, 0)
     assert len(cached) == 1
     assert "md5(" in cached[0]["sql"]  # the guard rides along
+    # The token is known by its hash, to the database and to the cache: the secret is in neither.
+    assert secret_hash(token) in cached[0]["sql"]
+    assert token not in read[0]["sql"] + cached[0]["sql"]
+    assert all(token not in key for key, _ in fast.credentials._entries)
+
+
+def _tokens(key):
+    return ApiToken.objects.filter(key_hash=secret_hash(key))
 
 
 def _revoke(case, *, annotator, project, key):
     if case == "token deleted":
-        Token.objects.filter(key=key).delete()
+        _tokens(key).delete()
+    elif case == "token expired":
+        _tokens(key).update(expires_at=timezone.now() - timedelta(seconds=1))
     elif case == "user deactivated":
         annotator.is_active = False
         annotator.save()
     elif case == "membership removed":
         Membership.objects.filter(user=annotator, project=project).delete()
     elif case == "token given to another user":
-        Token.objects.filter(key=key).update(user=UserFactory(username="other"))
+        _tokens(key).update(user=UserFactory(username="other"))
 
 
 REVOCATIONS = [
     "token deleted",
+    "token expired",
     "user deactivated",
     "membership removed",
     "token given to another user",
@@ -521,7 +537,7 @@ def test_the_gold_branch_checks_the_guard_first(apps, project, annotator, token)
     status, served = _next(fast, project, token)
     assert (status, served["item"]["id"]) == (200, gold.pk)
     Assignment.objects.all().delete()
-    Token.objects.filter(key=token).delete()
+    _tokens(token).delete()
 
     status, _, _ = call(fast, environ(next_path(project), {}, token=token))
     assert (status, django.calls) == (401, 1)

@@ -11,7 +11,6 @@ from django.core import signals
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.api.fastpath import AnnotationLoopFastPath
@@ -25,7 +24,7 @@ from labeling.services.imports import (
     upload_too_large_refuse,
 )
 from quality.services.gold import gold_file_parse
-from tests.factories import ItemFactory
+from tests.factories import ItemFactory, api_token
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +97,7 @@ def fast(annotator):
     """The annotation loop's fast path in front of Django, keeping the test's transaction."""
     signals.request_started.disconnect(close_old_connections)
     signals.request_finished.disconnect(close_old_connections)
-    yield AnnotationLoopFastPath(WSGIHandler()), Token.objects.create(user=annotator).key
+    yield AnnotationLoopFastPath(WSGIHandler()), api_token(annotator)
     signals.request_started.connect(close_old_connections)
     signals.request_finished.connect(close_old_connections)
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from labeling.api.fastpath import AnnotationLoopFastPath
@@ -18,7 +17,7 @@ from labeling.errors import NotPermitted
 from labeling.models import Annotation, AnnotationEvent, Assignment, Item
 from labeling.services.annotations import annotation_submit
 from labeling.services.queue import queue_next_item
-from tests.factories import AssignmentFactory, ItemFactory, UserFactory
+from tests.factories import AssignmentFactory, ItemFactory, UserFactory, api_token
 from tests.labeling.test_api_fastpath import Spy, _keep_test_transaction, call, environ  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +119,7 @@ def test_the_view_answers_403(project, annotator, gold, kind):
 def test_the_fast_path_hands_the_refusal_to_the_view(project, annotator, gold, kind):
     item = gold if kind == "gold" else ItemFactory(project=project)
     before = _written()
-    token = Token.objects.create(user=annotator).key
+    token = api_token(annotator)
     django = Spy()
 
     status, _, body = call(
