@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import TRANSIENT_DB_ERRORS
+from labeling.jobtasks import TRANSIENT_DB_ERRORS, job_send
 from labeling.models import Job, Project
 from models_app.tasks import _COMMON
 
@@ -43,7 +43,11 @@ def mine_task(project_id: int, item_ids: list[int]) -> None:
 
 
 def rank_task_enqueue(*, job_id: int) -> None:
-    rank_task.apply_async((job_id,), queue=settings.QUEUE_TRAIN)
+    job_send(rank_task, job_id=job_id, queue=settings.QUEUE_TRAIN)
+
+
+def rank_job_send(*, job: Job) -> None:
+    rank_task_enqueue(job_id=job.pk)
 
 
 def mine_task_enqueue(*, project_id: int, item_ids: list[int]) -> None:

@@ -27,6 +27,12 @@ class NotPermitted(ApplicationError):
     status_code = 403
 
 
+class ServiceUnavailable(ApplicationError):
+    """A service the request needs (the task queue) cannot be reached; nothing was started."""
+
+    status_code = 503
+
+
 class NotFoundError(ApplicationError):
     """The object does not exist, or the caller may not know that it does (same message)."""
 

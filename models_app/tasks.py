@@ -12,7 +12,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import JobTask, job_task_options
+from labeling.jobtasks import JobTask, job_send, job_task_options
 from labeling.models import Job
 
 logger = logging.getLogger(__name__)
@@ -73,8 +73,35 @@ def embed_jobs_resume_task() -> None:
 
 
 def embed_task_enqueue(*, job_id: int) -> None:
-    embed_task.apply_async((job_id,), queue=settings.QUEUE_EMBED)
+    job_send(embed_task, job_id=job_id, queue=settings.QUEUE_EMBED)
 
 
 def train_task_enqueue(*, job_id: int) -> None:
-    train_task.apply_async((job_id,), queue=settings.QUEUE_TRAIN)
+    job_send(train_task, job_id=job_id, queue=settings.QUEUE_TRAIN)
+
+
+def embed_job_send(*, job: Job) -> None:
+    embed_task_enqueue(job_id=job.pk)
+
+
+def train_job_send(*, job: Job) -> None:
+    """Queue a training job again, holding its project's training lock (it runs only with
+    it); if another training took the lock meanwhile, this one is superseded."""
+    from models_app.services.training import training_lock_claim
+
+    holder = training_lock_claim(job=job)
+    if holder != job.pk:
+        from labeling.services.jobs import job_fail
+
+        job_fail(job_id=job.pk, error=f"Superseded by training job #{holder}.")
+        return
+    train_task_enqueue(job_id=job.pk)
+
+
+def train_job_restart_check(*, job: Job) -> str | None:
+    from models_app.services.training import training_lock_holder
+
+    holder = training_lock_holder(project_id=job.project_id)
+    if holder is not None and holder != job.pk:
+        return f"Training job #{holder} is running for this project; wait for it to finish."
+    return None

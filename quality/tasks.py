@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import job_task_options
+from labeling.jobtasks import job_send, job_task_options
 from labeling.models import Job
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,11 @@ def aggregate_task(self, job_id: int) -> None:
 
 
 def aggregate_task_enqueue(*, job_id: int, countdown: int = 0) -> None:
-    aggregate_task.apply_async((job_id,), queue=settings.QUEUE_DEFAULT, countdown=countdown)
+    job_send(aggregate_task, job_id=job_id, queue=settings.QUEUE_DEFAULT, countdown=countdown)
+
+
+def aggregate_job_send(*, job: Job) -> None:
+    aggregate_task_enqueue(job_id=job.pk)
 
 
 @shared_task(
@@ -42,4 +46,4 @@ def crowd_import_task(self, job_id: int) -> None:
 
 
 def crowd_import_task_enqueue(*, job_id: int) -> None:
-    crowd_import_task.apply_async((job_id,), queue=settings.QUEUE_IMPORT)
+    job_send(crowd_import_task, job_id=job_id, queue=settings.QUEUE_IMPORT)

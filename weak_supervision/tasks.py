@@ -10,7 +10,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from labeling.jobtasks import job_task_options
+from labeling.jobtasks import job_continue, job_send, job_task_options
 from labeling.models import Job
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def apply_lfs_task(self, job_id: int) -> None:
         logger.warning("Apply job %s no longer exists.", job_id)
         return
     if job.status == Job.Status.RUNNING:
-        apply_lfs_task.apply_async((job_id,), queue=settings.QUEUE_DEFAULT)
+        job_continue(apply_lfs_task, job_id=job_id, queue=settings.QUEUE_DEFAULT)
 
 
 @shared_task(name="weak_supervision.label_model", **_COMMON)
@@ -56,12 +56,12 @@ def cascade_task(self, job_id: int) -> None:
 def enqueue(*, job: Job) -> None:
     """Send a job's task to its queue (queue names read at send time). Call on commit."""
     if job.kind == Job.Kind.LABELING_FUNCTIONS:
-        apply_lfs_task.apply_async((job.pk,), queue=settings.QUEUE_DEFAULT)
+        job_send(apply_lfs_task, job_id=job.pk, queue=settings.QUEUE_DEFAULT)
     elif job.kind == Job.Kind.LABEL_MODEL:
-        label_model_task.apply_async((job.pk,), queue=settings.QUEUE_DEFAULT)
+        job_send(label_model_task, job_id=job.pk, queue=settings.QUEUE_DEFAULT)
     elif job.kind == Job.Kind.LLM:
-        llm_task.apply_async((job.pk,), queue=settings.QUEUE_LLM)
+        job_send(llm_task, job_id=job.pk, queue=settings.QUEUE_LLM)
     elif job.params.get("action") == "cascade":
-        cascade_task.apply_async((job.pk,), queue=settings.QUEUE_DEFAULT)
+        job_send(cascade_task, job_id=job.pk, queue=settings.QUEUE_DEFAULT)
     else:
         raise ValueError(f"Job {job.pk} ({job.kind}) is not a pre-label job.")

@@ -282,6 +282,21 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "store_processed": False,
         "control_folder": str(_broker_dir / "control"),
     }
+elif CELERY_BROKER_URL.startswith(("redis", "rediss")):
+    # An unacknowledged message (its worker died) is delivered again after this long (Redis's
+    # default is an hour). A run still alive then keeps the job: see `job_start`.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)
+    }
+# A request that queues a job while the broker is down answers 503 within a few seconds
+# (`labeling.jobtasks.job_send`), instead of retrying for long.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 3)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -307,6 +322,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "labeling.leases_expire",
         "schedule": env_int("LEASE_SWEEP_SECONDS", 300),
         "options": {"queue": QUEUE_DEFAULT, "expires": 240},
+    },
+    "jobs-recover": {
+        "task": "labeling.jobs_recover",
+        "schedule": env_int("JOB_RECOVERY_SWEEP_SECONDS", 60),
+        "options": {"queue": QUEUE_DEFAULT, "expires": 50},
     },
     "embedding-jobs-resume": {
         "task": "models_app.embed_jobs_resume",
@@ -353,11 +373,20 @@ LOGGING = {
 # --- import (import helper) -------------------------------------------------------------------
 # An import task works for at most IMPORT_TASK_SLICE_SECONDS, then leaves its cursor committed and
 # queues its own continuation; IMPORT_TASK_TIME_LIMIT is the hard stop per task (a slice plus the
-# validation pass of a large file). `manage.py resume_jobs` re-queues import jobs whose heartbeat
-# is older than JOB_STALE_SECONDS (a worker that died; the job resumes after its last batch).
+# validation pass of a large file).
 IMPORT_TASK_SLICE_SECONDS = env_int("IMPORT_TASK_SLICE_SECONDS", 900)
 IMPORT_TASK_TIME_LIMIT = env_int("IMPORT_TASK_TIME_LIMIT", 3600)
-JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 300)
+
+# --- jobs that never strand -------------------------------------------------------------------
+# Every job run heartbeats every JOB_HEARTBEAT_SECONDS (a thread beside the task). A job silent
+# for JOB_STALE_SECONDS (its worker died, or its message was lost) is queued again by the
+# recovery sweep (every JOB_RECOVERY_SWEEP_SECONDS, beat) and resumes from its last committed
+# step; one restarted JOB_MAX_RESTARTS times fails instead. `manage.py resume_jobs` runs the
+# sweep by hand.
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 15)
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 120)
+JOB_RECOVERY_SWEEP_SECONDS = env_int("JOB_RECOVERY_SWEEP_SECONDS", 60)
+JOB_MAX_RESTARTS = env_int("JOB_MAX_RESTARTS", 3)
 
 # --- models_app / active_learning (the flywheel) ------------------------------------------------
 # EMBEDDING_MODEL: a sentence-transformers name or path; empty = the bundled all-MiniLM-L6-v2
@@ -385,8 +414,9 @@ SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 50_000)
 RANKING_HEAD_SIZE = env_int("RANKING_HEAD_SIZE", 10_000)
 # Hard time limit of a training / scoring / embedding task (seconds).
 ML_TASK_TIME_LIMIT = env_int("ML_TASK_TIME_LIMIT", 3600)
-# A training job silent this long no longer holds its project's training lock (a dead worker).
-TRAINING_LOCK_STALE_SECONDS = env_int("TRAINING_LOCK_STALE_SECONDS", 1800)
+# A training job silent this long no longer holds its project's training lock (a dead worker
+# that the recovery sweep did not bring back; live runs heartbeat every JOB_HEARTBEAT_SECONDS).
+TRAINING_LOCK_STALE_SECONDS = env_int("TRAINING_LOCK_STALE_SECONDS", 3 * JOB_STALE_SECONDS)
 
 # --- weak_supervision ---------------------------------------------------------------------------
 # Labeling functions, label model, LLM pre-labels and the auto-accept cascade
@@ -409,6 +439,9 @@ LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 30.0)
 LLM_MAX_ATTEMPTS = env_int("LLM_MAX_ATTEMPTS", 5)
 LLM_BACKOFF_SECONDS = env_float("LLM_BACKOFF_SECONDS", 1.0)
 LLM_LOGPROBS = env_bool("LLM_LOGPROBS", True)
+# Structured output: "json_schema" (OpenAI's form), "json_object" (with the schema beside it:
+# llama-cpp-python's server), or "auto" (json_schema, falling back once the endpoint refuses it).
+LLM_RESPONSE_FORMAT = env("LLM_RESPONSE_FORMAT", "auto")
 LLM_PRICE_INPUT_PER_MTOK = env_float("LLM_PRICE_INPUT_PER_MTOK", 0.0)
 LLM_PRICE_OUTPUT_PER_MTOK = env_float("LLM_PRICE_OUTPUT_PER_MTOK", 0.0)
 LLM_MAX_TEXT_CHARS = env_int("LLM_MAX_TEXT_CHARS", 8000)

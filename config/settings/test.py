@@ -30,6 +30,13 @@ if "CELERY_BROKER_URL" not in _os.environ and not DATABASE_URL.startswith("postg
     CELERY_BROKER_URL = "memory://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 
-# End-to-end tests start workers with FLYWHEEL_TEST_EMBED_DELAY to slow the test embedder down.
-if _os.environ.get("FLYWHEEL_TEST_EMBED_DELAY"):
-    CELERY_IMPORTS = ["tests.e2e.slow_embedding"]
+# End-to-end tests start workers with FLYWHEEL_TEST_EMBED_DELAY to slow the test embedder down,
+# and with FLYWHEEL_TEST_STALL_KINDS to make runs of those job kinds stop in the middle.
+CELERY_IMPORTS = [
+    module
+    for variable, module in (
+        ("FLYWHEEL_TEST_EMBED_DELAY", "tests.e2e.slow_embedding"),
+        ("FLYWHEEL_TEST_STALL_KINDS", "tests.e2e.stall_jobs"),
+    )
+    if _os.environ.get(variable)
+]

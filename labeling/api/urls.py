@@ -13,7 +13,13 @@ from labeling.api.views.annotate import (
 )
 from labeling.api.views.auth import TokenObtainApi
 from labeling.api.views.items import ItemDetailApi, ItemListApi
-from labeling.api.views.jobs import ExportApi, ImportCreateApi, JobDetailApi, JobListApi
+from labeling.api.views.jobs import (
+    ExportApi,
+    ImportCreateApi,
+    JobDetailApi,
+    JobListApi,
+    JobRestartApi,
+)
 from labeling.api.views.projects import ProjectDetailApi, ProjectListApi, ProjectProgressApi
 
 app_name = "api"
@@ -39,4 +45,5 @@ urlpatterns = [
     path("projects/<id:pid>/jobs/", JobListApi.as_view(), name="job-list"),
     path("projects/<id:pid>/export/", ExportApi.as_view(), name="export"),
     path("jobs/<id:jid>/", JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<id:jid>/restart/", JobRestartApi.as_view(), name="job-restart"),
 ]

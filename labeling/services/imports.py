@@ -68,7 +68,6 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +75,10 @@ import numpy as np
 import orjson
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from labeling import copytext
-from labeling.errors import ApplicationError, ConflictError
+from labeling.errors import ApplicationError, ConflictError, ServiceUnavailable
 from labeling.importing import (
     FORMATS,
     ErrorReport,
@@ -197,6 +195,8 @@ def import_job_create(
             )
             if enqueue:
                 _enqueue(job.pk)
+    except ServiceUnavailable:
+        raise  # the job is failed and keeps its file: a manager restarts it later
     except BaseException:
         if owned:
             stored.unlink(missing_ok=True)
@@ -276,35 +276,6 @@ def _enqueue(job_id: int) -> None:
     from labeling.tasks import import_items_task_enqueue
 
     transaction.on_commit(lambda: import_items_task_enqueue(job_id=job_id))
-
-
-# ---- resuming ---------------------------------------------------------------------------------
-
-
-def import_job_resume(*, job_id: int) -> bool:
-    """Queue an unfinished import job again (an operator's "resume"). Safe while another run
-    is alive: the runs fence each other through the job's cursor. Returns False if the job is
-    finished or not an import."""
-    job = Job.objects.filter(pk=job_id, kind=Job.Kind.IMPORT).first()
-    if job is None or job.is_finished:
-        return False
-    _enqueue(job.pk)
-    return True
-
-
-def import_jobs_resume_stale(*, stale_seconds: float | None = None) -> list[int]:
-    """Queue again every unfinished import job whose worker has gone quiet: running with no
-    heartbeat for `stale_seconds` (default ``settings.JOB_STALE_SECONDS``), or pending that long
-    (its message was lost). Returns the job ids."""
-    seconds = settings.JOB_STALE_SECONDS if stale_seconds is None else stale_seconds
-    cutoff = timezone.now() - timedelta(seconds=seconds)
-    stale = Job.objects.filter(
-        kind=Job.Kind.IMPORT, status__in=[Job.Status.PENDING, Job.Status.RUNNING]
-    ).filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff))
-    job_ids = list(stale.order_by("created_at").values_list("pk", flat=True))
-    for job_id in job_ids:
-        _enqueue(job_id)
-    return job_ids
 
 
 # ---- running ----------------------------------------------------------------------------------

@@ -69,3 +69,12 @@ def ink_for(color: str | None) -> str:
 def safe_color(color: str | None) -> str:
     """The label colour if it is a valid #rrggbb, else the default; used inside style=""."""
     return color if color and _HEX_COLOR.match(color) else "#4c78a8"
+
+
+@register.filter
+def job_stuck(job) -> bool:
+    """An unfinished job whose worker has been silent for JOB_STALE_SECONDS (a manager may
+    restart it; the recovery sweep will too)."""
+    from labeling.services.jobs import job_is_silent
+
+    return not job.is_finished and job_is_silent(job=job)

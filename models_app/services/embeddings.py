@@ -36,7 +36,13 @@ from django.db.models import Exists, F, Max, OuterRef, Q, Sum
 from django.utils import timezone
 
 from labeling.models import Item, Job, Project
-from labeling.services.jobs import job_create, job_progress, job_start, job_succeed
+from labeling.services.jobs import (
+    job_create,
+    job_progress,
+    job_start,
+    job_succeed,
+    jobs_alive_q,
+)
 from models_app.ml.embedding import embedder_load, unique_texts, vector_to_bytes
 from models_app.models import Embedding, EmbeddingChunk
 from models_app.services.config import embedding_model_name
@@ -61,14 +67,8 @@ def embeddings_schedule(*, project: Project, user=None, then_rank: bool = True) 
     the job queues a re-rank of the project when it has embedded something."""
     from models_app.tasks import embed_task_enqueue
 
-    recent = timezone.now() - timedelta(seconds=settings.TRAINING_LOCK_STALE_SECONDS)
     existing = (
-        Job.objects.filter(
-            project=project,
-            kind=Job.Kind.EMBED,
-            status__in=[Job.Status.PENDING, Job.Status.RUNNING],
-            created_at__gte=recent,
-        )
+        Job.objects.filter(jobs_alive_q(), project=project, kind=Job.Kind.EMBED)
         .order_by("-created_at")
         .first()
     )
@@ -357,7 +357,7 @@ def embeddings_run(*, job_id: int, requeue: bool = True) -> Job | None:
         def embed_task_enqueue(*, job_id: int) -> None:
             return None
 
-    job = job_start(job_id=job_id)
+    job = job_start(job_id=job_id, exclusive=False)  # lanes share the job
     if job is None:
         return None
     model_name = job.params.get("model") or embedding_model_name()
@@ -412,12 +412,7 @@ def embedding_jobs_resume_stale() -> list[int]:
 
 
 def _embedding_job_active(project: Project) -> bool:
-    return Job.objects.filter(
-        project=project,
-        kind=Job.Kind.EMBED,
-        status__in=[Job.Status.PENDING, Job.Status.RUNNING],
-        created_at__gte=timezone.now() - timedelta(seconds=settings.TRAINING_LOCK_STALE_SECONDS),
-    ).exists()
+    return Job.objects.filter(jobs_alive_q(), project=project, kind=Job.Kind.EMBED).exists()
 
 
 def vectors_ready(*, project: Project, model_name: str, need=None):

@@ -114,6 +114,30 @@ def training_request(*, project: Project, reason: str, user=None) -> Job | None:
         return None
 
 
+def training_lock_holder(*, project_id: int) -> int | None:
+    """The training job holding the project's lock, unless it finished or went silent."""
+    model_settings = ModelSettings.objects.filter(project_id=project_id).first()
+    if model_settings is None:
+        return None
+    _release_stale_lock(model_settings)
+    return (
+        ModelSettings.objects.filter(pk=model_settings.pk)
+        .values_list("training_job_id", flat=True)
+        .first()
+    )
+
+
+def training_lock_claim(*, job: Job) -> int | None:
+    """Take the project's training lock for `job` (recovering or restarting it) if it is free
+    or already `job`'s; returns the holder afterwards (`job.pk` when it got it)."""
+    model_settings = model_settings_get(project=job.project)
+    _release_stale_lock(model_settings)
+    ModelSettings.objects.filter(pk=model_settings.pk, training_job__isnull=True).update(
+        training_job=job
+    )
+    return training_lock_holder(project_id=job.project_id)
+
+
 def training_lock_release(*, project_id: int, job_id: int) -> None:
     """Release the lock held by `job_id`; if a retrain was requested meanwhile, start it."""
     released = ModelSettings.objects.filter(project_id=project_id, training_job_id=job_id).update(

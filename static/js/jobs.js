@@ -15,6 +15,20 @@
 
   for (const table of document.querySelectorAll("table.jobs")) {
     const root = table.dataset.apiRoot;
+    for (const button of table.querySelectorAll("button.job-restart")) {
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        const row = table.querySelector('tr[data-job-id="' + button.dataset.jobId + '"]');
+        const message = row.querySelector('[data-field="message"]');
+        try {
+          await F.api(root, "POST", "jobs/" + button.dataset.jobId + "/restart/");
+          window.location.reload();
+        } catch (err) {
+          message.textContent = (err.body && err.body.detail) || "The job could not be restarted.";
+          button.disabled = false;
+        }
+      });
+    }
     for (const row of table.querySelectorAll("tr[data-job-id]")) {
       if (row.dataset.finished === "1") continue;
       const id = row.dataset.jobId;
@@ -29,6 +43,8 @@
         const state = F.showJobProgress(bar, job);
         row.querySelector('[data-field="counts"]').textContent = state.text;
         row.querySelector('[data-field="message"]').textContent = job.message || "";
+        const restart = row.querySelector("button.job-restart");
+        if (restart) restart.hidden = !(job.status === "failed" || job.stuck);
         const started = row.querySelector('[data-field="started"]');
         if (job.started_at && started && !started.querySelector("time")) {
           const time = document.createElement("time");

@@ -35,7 +35,14 @@ test_database_url.__test__ = False  # a helper, not a test
 
 @contextmanager
 def celery_worker(
-    log_path: Path, *, queues: Sequence[str], name: str, env: dict[str, str] | None = None
+    log_path: Path,
+    *,
+    queues: Sequence[str],
+    name: str,
+    env: dict[str, str] | None = None,
+    pool: str = "solo",
+    concurrency: int = 1,
+    beat: bool = False,
 ) -> Iterator[subprocess.Popen]:
     environment = {
         **os.environ,
@@ -53,7 +60,9 @@ def celery_worker(
         "-A",
         "config",
         "worker",
-        "--pool=solo",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        *(["-B", "-s", str(log_path.with_suffix(".beat"))] if beat else []),
         "-Q",
         ",".join(dict.fromkeys(queues)),
         "-n",

@@ -4,14 +4,12 @@ PostgreSQL (the COPY path)."""
 
 import hashlib
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.db.models import Count
-from django.utils import timezone
 
 import labeling.services.imports as imports
 from labeling.errors import ApplicationError
@@ -19,12 +17,10 @@ from labeling.models import Item, Job, Prediction
 from labeling.services.imports import (
     ImportSuperseded,
     import_job_create,
-    import_job_resume,
-    import_jobs_resume_stale,
     import_run,
 )
 from labeling.tasks import import_items_task
-from tests.factories import ItemFactory, JobFactory, ProjectFactory
+from tests.factories import ItemFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -582,47 +578,6 @@ def test_task_records_an_unexpected_error_on_the_job(project, numbered, monkeypa
 
 def test_task_for_a_deleted_job_is_a_no_op():
     import_items_task(987654)  # does not raise
-
-
-def test_resume_stale_queues_only_silent_unfinished_imports(
-    project, queued, django_capture_on_commit_callbacks
-):
-    old = timezone.now() - timedelta(minutes=30)
-    silent = JobFactory(project=project, status=Job.Status.RUNNING, heartbeat_at=old)
-    lost = JobFactory(project=project, status=Job.Status.PENDING)
-    Job.objects.filter(pk=lost.pk).update(created_at=old)
-    JobFactory(project=project, status=Job.Status.RUNNING, heartbeat_at=timezone.now())
-    JobFactory(project=project, status=Job.Status.SUCCEEDED, heartbeat_at=old)
-    JobFactory(project=project, kind=Job.Kind.TRAIN, status=Job.Status.RUNNING, heartbeat_at=old)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        resumed = import_jobs_resume_stale(stale_seconds=600)
-
-    assert sorted(resumed) == sorted([silent.pk, lost.pk])
-    assert sorted(queued) == sorted(resumed)
-
-
-def test_resume_one_job(project, queued, django_capture_on_commit_callbacks):
-    running = JobFactory(project=project, status=Job.Status.RUNNING)
-    done = JobFactory(project=project, status=Job.Status.SUCCEEDED)
-
-    with django_capture_on_commit_callbacks(execute=True):
-        assert import_job_resume(job_id=running.pk) is True
-        assert import_job_resume(job_id=done.pk) is False
-    assert queued == [running.pk]
-
-
-def test_resume_jobs_command(project, queued, capsys, django_capture_on_commit_callbacks):
-    running = JobFactory(project=project, status=Job.Status.RUNNING)
-    Job.objects.filter(pk=running.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
-
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("resume_jobs")
-        call_command("resume_jobs", "--job", str(running.pk))
-
-    out = capsys.readouterr().out
-    assert out.count(f"Queued import job #{running.pk} again.") == 2
-    assert queued == [running.pk, running.pk]
 
 
 def test_import_items_command_runs_inline_and_prints_the_report(project, tmp_path, capsys):

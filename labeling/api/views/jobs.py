@@ -17,6 +17,7 @@ from labeling.api.permissions import job_for_member, project_for_role
 from labeling.api.selectors import job_list
 from labeling.api.views.base import ApiView
 from labeling.importing import FORMATS as IMPORT_FORMATS
+from labeling.jobtasks import job_dispatch, job_restart_refusal
 from labeling.models import Job, Membership
 from labeling.selectors import membership_role
 from labeling.services.exports import (
@@ -27,7 +28,7 @@ from labeling.services.exports import (
     parse_changed_since,
 )
 from labeling.services.imports import import_job_create, upload_too_large_refuse
-from labeling.services.jobs import JobSpeed, job_speed
+from labeling.services.jobs import JobSpeed, job_is_silent, job_restart, job_speed
 
 Role = Membership.Role
 
@@ -54,6 +55,10 @@ class JobSerializer(serializers.Serializer):
         help_text="Running jobs with a known total: seconds left at that pace."
     )
     message = serializers.CharField()
+    stuck = serializers.SerializerMethodField(
+        help_text="Unfinished, and its worker has been silent for JOB_STALE_SECONDS: the "
+        "recovery sweep queues it again within minutes, or a manager restarts it now."
+    )
     error = serializers.CharField()
     result = serializers.JSONField()
     created_at = serializers.DateTimeField()
@@ -68,6 +73,10 @@ class JobSerializer(serializers.Serializer):
             started_at=job.started_at,
             now=timezone.now(),
         )
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_stuck(self, job: Job) -> bool:
+        return not job.is_finished and job_is_silent(job=job)
 
     @extend_schema_field(OpenApiTypes.FLOAT)
     def get_items_per_second(self, job: Job) -> float | None:
@@ -96,6 +105,29 @@ class JobDetailApi(ApiView):
         ):
             data["result"], data["error"] = {}, ""
         return Response(data)
+
+
+class JobRestartApi(ApiView):
+    @extend_schema(
+        request=None,
+        responses={202: JobSerializer},
+        operation_id="job_restart",
+        summary="Restart a failed or stuck job (manager)",
+        description="Queues the job again; it resumes from its last committed step. A job whose "
+        "worker still reports (running, or pending for less than JOB_STALE_SECONDS), a "
+        "succeeded or cancelled one, or one that cannot run again (an import whose file is "
+        "gone; a training while another holds the project) is a 409. Silent jobs are also "
+        "restarted by the recovery sweep within minutes.",
+        tags=["jobs"],
+    )
+    def post(self, request, jid: int):
+        job = job_for_member(job_id=jid, user=request.user)
+        if job.project is not None:
+            project_for_role(project_id=job.project_id, user=request.user, role=Role.MANAGER)
+        job = job_restart(
+            job=job, dispatch=job_dispatch, refusal=job_restart_refusal, user=request.user
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class JobListApi(ApiView):
