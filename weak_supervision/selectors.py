@@ -28,7 +28,7 @@ from weak_supervision.services.common import (
     project_labels,
     ws_settings_for,
 )
-from weak_supervision.services.lfs import lf_effective_version
+from weak_supervision.services.lfs import lf_effective_version, lf_stopped
 
 
 @dataclass
@@ -143,6 +143,8 @@ def lf_analysis(*, project: Project) -> dict[str, Any]:
     rows = []
     for lf in functions:
         stats = by_pk.get(lf.pk)
+        stopped = lf_stopped(lf=lf)
+        error = (lf.applied_stats or {}).get("error", "")
         rows.append(
             {
                 "id": lf.pk,
@@ -153,7 +155,11 @@ def lf_analysis(*, project: Project) -> dict[str, Any]:
                 "version": lf.version,
                 "applied_version": lf.applied_version,
                 "stale": lf.active and lf.applied_version != lf_effective_version(lf=lf),
-                "error": (lf.applied_stats or {}).get("error", ""),
+                # failed: its last apply recorded no votes (raised everywhere, or stopped).
+                "failed": bool(error) and not lf.applied_version,
+                "error": error,
+                "stopped": stopped,
+                "stopped_reason": lf.stopped_reason if stopped else "",
                 "warning": (lf.applied_stats or {}).get("warning", ""),
                 "timeouts": (lf.applied_stats or {}).get("timeouts", 0),
                 "votes": stats["votes"] if stats else 0,
@@ -361,6 +367,9 @@ def dashboard(*, project: Project) -> dict[str, Any]:
             "cascade_source": row.cascade_source,
             "cascade_threshold": row.cascade_threshold,
             "cascade_verify_fraction": row.cascade_verify_fraction,
+            "cascade_min_accuracy": row.cascade_min_accuracy,
+            "cascade_min_checks": row.cascade_min_checks,
+            "cascade_max_odds_ratio": row.cascade_max_odds_ratio,
         },
         "functions": lf_analysis(project=project),
         "label_model": label_model_report(project=project),

@@ -50,6 +50,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "is_manager": is_manager,
         "data": data,
         "jobs": jobs,
+        "runs": selectors.cascade_runs(project=project) if is_manager else [],
         "api_root": f"{get_script_prefix()}api/",
         "methods": [
             (m, dict(WeakSupervisionSettings.LabelModelMethod.choices).get(m, m)) for m in METHODS

@@ -62,8 +62,32 @@
       startJob("labeling-functions/apply/", { lf_ids: [Number(button.dataset.lfId)] }, "Re-run");
     if (action === "llm") startJob("llm/", {}, "LLM pre-labels");
     if (action === "cascade") startJob("cascade/", {}, "Auto-accept");
+    if (action === "cascade-unverified" && window.confirm(
+      "Auto-accept from sources that too few gold or human-labelled items can check? " +
+      "Degenerate sources stay refused; the run can be undone."))
+      startJob("cascade/", { accept_unverified: true }, "Auto-accept without checks");
+    if (action === "cascade-undo") undoRun(button);
     if (action === "try") trySample();
   });
+
+  // Undo one cascade run: its items get back their labels, status and queue position.
+  async function undoRun(button) {
+    const id = button.dataset.runId;
+    if (!window.confirm("Undo cascade run #" + id + "? Its auto-accepted labels are removed " +
+      "and the items go back to the queue as they were; items a human answered since are kept."))
+      return;
+    button.disabled = true;
+    try {
+      const { data } = await F.api(root, "POST", base + "cascade/runs/" + id + "/undo/", {});
+      const result = data.undo_result || {};
+      say("Cascade run #" + id + " undone: " + (result.restored || 0) + " items restored" +
+        (result.kept ? ", " + result.kept + " kept (changed since the run)" : "") + ".");
+      window.setTimeout(() => window.location.reload(), 800);
+    } catch (err) {
+      button.disabled = false;
+      say(F.errorText(err), true);
+    }
+  }
 
   const lmForm = $("lm-form");
   if (lmForm) {

@@ -167,6 +167,8 @@ REFUSED = {
     "weak_supervision_api:label-model",
     "weak_supervision_api:llm",
     "weak_supervision_api:cascade",
+    "weak_supervision_api:cascade-runs",
+    "weak_supervision_api:cascade-run-undo",
     "weak_supervision_api:settings",
     "weak_supervision_api:dashboard",
     "quality_api:report",
@@ -279,6 +281,7 @@ def test_every_other_route_refuses_the_annotator(client, world, name):
         "aid": ids["aid"],
         "jid": ids["jid"],
         "lfid": 1,
+        "rid": 1,
         "number": 1,
     }
     route = dict(_routes())

@@ -32,7 +32,7 @@ from tests.factories import (
     served,
     submit_served,
 )
-from weak_supervision.models import WeakSupervisionSettings
+from weak_supervision.models import CascadeRun, WeakSupervisionSettings
 
 pytestmark = pytest.mark.django_db
 
@@ -101,6 +101,14 @@ ENDPOINTS = [
         "prelabel-settings-foreign-endpoint", "patch", "weak_supervision_api:settings", ("pid",),
         Role.MANAGER, 400, body={"llm_base_url": "http://127.0.0.1:5432/", "llm_api_key": "k"},
     ),
+    # Cascade runs name job details and undo machine labels: managers only.
+    Endpoint(
+        "cascade-runs", "get", "weak_supervision_api:cascade-runs", ("pid",), Role.MANAGER, 200,
+    ),
+    Endpoint(
+        "cascade-run-undo", "post", "weak_supervision_api:cascade-run-undo", ("pid", "rid"),
+        Role.MANAGER, 200,
+    ),
 ]  # fmt: skip
 
 
@@ -121,6 +129,7 @@ def world(db):
                 project=project, user=author, item_id=annotated.pk, labels=["pos"]
             ).pk,
             "jid": job_create(kind=Job.Kind.IMPORT, project=project).pk,
+            "rid": CascadeRun.objects.create(project=project, status="applied").pk,
         }
     project_a = Project.objects.get(pk=objects["A"]["pid"])
     users = {
@@ -182,6 +191,7 @@ def _state():
                 "project_id", "llm_base_url", "llm_api_key_sealed", "cascade_threshold"
             )
         ),
+        list(CascadeRun.objects.order_by("pk").values_list("pk", "status", "undone_at")),
     )
 
 

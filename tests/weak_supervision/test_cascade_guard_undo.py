@@ -9,6 +9,7 @@ import random
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
@@ -269,3 +270,101 @@ def test_a_refused_or_running_run_cannot_be_undone(world):
         cascade_run_undo(project=project, run_id=running.pk)
     with pytest.raises(CascadeRun.DoesNotExist):
         cascade_run_undo(project=project, run_id=running.pk + 1000)
+
+
+@pytest.fixture
+def members(world):
+    out = {}
+    for role in ("annotator", "reviewer", "manager"):
+        out[role] = UserFactory(username=f"c-{role}")
+        MembershipFactory(project=world["project"], user=out[role], role=role)
+    return out
+
+
+def _runs_url(project):
+    return f"/api/projects/{project.pk}/cascade/runs/"
+
+
+def test_the_undo_button_and_api_are_for_managers_only(client, world, members):
+    # Given an applied run
+    project = world["project"]
+    fit(project, "dawid_skene")
+    before = state(project)
+    run = CascadeRun.objects.get(job=cascade(project))
+    after = state(project)
+    undo = f"{_runs_url(project)}{run.pk}/undo/"
+    page = reverse("weak_supervision:dashboard", kwargs={"project_id": project.pk})
+
+    # the reviewer reads the dashboard but not the runs, and cannot undo
+    client.force_login(members["reviewer"])
+    body = client.get(page).content.decode()
+    assert "cascade-runs" not in body
+    assert "Undo cascade run" not in body
+    assert client.get(_runs_url(project)).status_code == 403
+    assert client.post(undo).status_code == 403
+    client.force_login(members["annotator"])
+    assert client.get(_runs_url(project)).status_code == 403
+    assert client.post(undo).status_code == 403
+    assert state(project) == after
+
+    # the manager sees the run with its button, and one POST undoes it
+    client.force_login(members["manager"])
+    body = client.get(page).content.decode()
+    assert f'data-action="cascade-undo" data-run-id="{run.pk}"' in body
+    [row] = client.get(_runs_url(project)).json()
+    assert (row["id"], row["status"], row["can_undo"]) == (run.pk, "applied", True)
+    response = client.post(undo)
+    assert response.status_code == 200
+    assert response.json()["status"] == "undone"
+    assert response.json()["undo_result"]["restored"] == run.accepted
+    assert state(project) == before
+    assert client.post(undo).status_code == 200  # idempotent
+    assert state(project) == before
+    assert "Undo cascade run" not in client.get(page).content.decode()
+
+
+def test_undo_api_refusals_name_the_run_and_write_nothing(client, world, members):
+    project = world["project"]
+    fit(project, "dawid_skene_classic")
+    refused = CascadeRun.objects.get(job=cascade(project))
+    client.force_login(members["manager"])
+    body = client.get(
+        reverse("weak_supervision:dashboard", kwargs={"project_id": project.pk})
+    ).content.decode()
+    assert "refused, nothing written" in body
+    assert "looks degenerate" in body
+    before = state(project)
+    response = client.post(f"{_runs_url(project)}{refused.pk}/undo/")
+    assert response.status_code == 400
+    assert response.json()["field"] == "run"
+    assert client.post(f"{_runs_url(project)}{refused.pk + 99}/undo/").status_code == 404
+    assert client.post(f"{_runs_url(project)}{2**70}/undo/").status_code == 404
+    response = client.post(
+        f"/api/projects/{project.pk}/cascade/",
+        {"accept_unverified": "perhaps"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "accept_unverified" in response.content.decode()
+    assert state(project) == before
+    assert CascadeRun.objects.get(pk=refused.pk).status == CascadeRun.Status.REFUSED
+
+
+def test_gate_settings_are_validated(client, world, members):
+    client.force_login(members["manager"])
+    path = f"/api/projects/{world['project'].pk}/prelabel-settings/"
+    for body in (
+        {"cascade_min_accuracy": 1.5},
+        {"cascade_min_checks": 0},
+        {"cascade_max_odds_ratio": 0.5},
+    ):
+        response = client.patch(path, body, content_type="application/json")
+        assert response.status_code == 400, body
+        assert next(iter(body)) in response.content.decode()
+    response = client.patch(
+        path,
+        {"cascade_min_accuracy": 0.95, "cascade_min_checks": 50, "cascade_max_odds_ratio": 20},
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert response.json()["cascade_min_checks"] == 50
