@@ -44,8 +44,9 @@ LABELS = ["business", "entertainment", "politics", "sport", "tech"]
 
 def prepare(items: int, users: int) -> tuple[int, list[str]]:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
+    from accounts.models import ApiToken
+    from accounts.services import api_token_create
     from labeling.models import Item, Membership, Project
     from labeling.services.projects import membership_set, project_create
 
@@ -65,7 +66,9 @@ def prepare(items: int, users: int) -> tuple[int, list[str]]:
         user, _ = User.objects.get_or_create(username=f"bench-annotator-{n}")
         accounts.append(user)
     membership_set(project=project, users=accounts, role=Membership.Role.ANNOTATOR)
-    tokens = [Token.objects.get_or_create(user=u)[0].key for u in accounts]
+    # Secrets are shown once (only hashes are stored): each run makes its accounts new tokens.
+    ApiToken.objects.filter(user__in=accounts, name="bench").delete()
+    tokens = [api_token_create(user=u, name="bench")[1] for u in accounts]
     _vacuum()
     from django.db import connection
 
