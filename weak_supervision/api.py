@@ -39,6 +39,11 @@ class LFSerializer(serializers.Serializer):
     applied_version = serializers.CharField()
     applied_at = serializers.DateTimeField(allow_null=True)
     applied_stats = serializers.JSONField()
+    stopped_version = serializers.CharField(
+        help_text="Version stopped for timeouts: applying the stale functions skips it until "
+        "it changes (empty: not stopped)."
+    )
+    stopped_reason = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

@@ -79,7 +79,7 @@ def test_a_label_outside_the_set_is_rejected():
 
 
 def test_catastrophic_backtracking_times_out_per_text_and_abstains():
-    lf = _regex(r"(x+x+)+y", timeout=0.05)
+    lf = _regex(r"(x|xx)+y", timeout=0.05)
     started = time.monotonic()
     assert lf.vote("x" * 5000) is None
     assert time.monotonic() - started < 5  # bounded, not exponential

@@ -5,6 +5,12 @@ that function alone), unless the caller names functions to re-run. Text function
 the items in id order, in batches of WS_APPLY_BATCH_SIZE texts, every batch committed with the
 job's cursor (the last item id), so a restarted task continues after the last committed batch.
 Classifier functions are one filtered scan of the stored model predictions (no text needed).
+
+Text functions vote in a child process under the WS_LF_* time and memory limits
+(`weak_supervision.lf_eval.vote_limited`), all of a batch in one child. A function that keeps
+timing out is stopped: its votes are dropped, the job reports it as failed, and it is marked
+(``stopped_version``) so that applying the stale functions skips it until it changes; naming it
+explicitly runs it again.
 """
 
 from __future__ import annotations
@@ -18,27 +24,31 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.errors import ApplicationError
+from labeling.jobtasks import job_failure_text
 from labeling.models import Item, Job, Prediction, Project
 from labeling.services.jobs import job_create, job_fail, job_progress, job_start, job_succeed
-from weak_supervision.lf_eval import LFTooSlow, classifier_vote
+from weak_supervision.lf_eval import VoteStats, classifier_vote, vote_limited
 from weak_supervision.models import LabelingFunction, LFVote
 from weak_supervision.services.common import project_labels
 from weak_supervision.services.lfs import (
     active_model_source,
     lf_compile,
     lf_effective_version,
+    lf_limits,
     lf_stats_error,
+    lf_stopped,
 )
 
 Kind = LabelingFunction.Kind
 
 
 def lfs_stale(*, project: Project) -> list[LabelingFunction]:
-    """Active functions whose votes are missing or out of date."""
+    """Active functions whose votes are missing or out of date, less those stopped for
+    timeouts at their current version."""
     return [
         lf
         for lf in LabelingFunction.objects.filter(project=project, active=True).order_by("id")
-        if lf.applied_version != lf_effective_version(lf=lf)
+        if lf.applied_version != lf_effective_version(lf=lf) and not lf_stopped(lf=lf)
     ]
 
 
@@ -64,9 +74,21 @@ def apply_job_create(
     else:
         ids = [lf.pk for lf in lfs_stale(project=project)]
         if not ids:
+            stopped = [
+                lf.name
+                for lf in LabelingFunction.objects.filter(project=project, active=True)
+                .exclude(stopped_version="")
+                .order_by("id")
+                if lf_stopped(lf=lf)
+            ]
+            message = "Every active labeling function is up to date"
+            if stopped:
+                message += (
+                    f" or stopped for timeouts ({', '.join(stopped)}: edit them, or name them "
+                    "to run them again)"
+                )
             raise ApplicationError(
-                "Every active labeling function is up to date; name functions to re-run them.",
-                {"field": "lf_ids"},
+                f"{message}; name functions to re-run them.", {"field": "lf_ids"}
             )
     job = job_create(
         kind=Job.Kind.LABELING_FUNCTIONS,
@@ -172,6 +194,13 @@ def apply_run(*, job_id: int, deadline: float | None = None) -> Job:
         for lf in lfs
         if lf.kind != Kind.CLASSIFIER and not stats.get(str(lf.pk), {}).get("error")
     }
+    for lf_id, function in compiled.items():
+        # A resumed job counts on from where its last slice stopped (timeouts included).
+        seen = stats.get(str(lf_id), {})
+        function.stats = VoteStats(
+            **{k: seen[k] for k in VoteStats.__dataclass_fields__ if k in seen}
+        )
+    limits = lf_limits()
     after_id = cursor["after_id"]
     done = job.progress_done
     while compiled:
@@ -183,28 +212,33 @@ def apply_run(*, job_id: int, deadline: float | None = None) -> Job:
         if not rows:
             break
         batch: list[LFVote] = []
-        for lf_id, function in list(compiled.items()):
-            version = versions[str(lf_id)]
-            try:
-                for item_id, text in rows:
-                    vote = function.vote(text)
-                    if vote is not None:
-                        batch.append(
-                            LFVote(
-                                lf_id=lf_id,
-                                item_id=item_id,
-                                project=project,
-                                label=vote,
-                                lf_version=version,
-                            )
-                        )
-            except LFTooSlow as exc:
+        running = list(compiled.items())
+        outcome = vote_limited(
+            [function for _, function in running],
+            [text for _, text in rows],
+            limits=limits,
+            error_text=job_failure_text,
+        )
+        for n, (lf_id, function) in enumerate(running):
+            if n in outcome.stopped:
                 # Drop this function's votes: a function that stopped halfway would look like
                 # one that abstains on the rest.
-                batch = [v for v in batch if v.lf_id != lf_id]
                 LFVote.objects.filter(lf_id=lf_id).delete()
-                stats[str(lf_id)] = {**function.stats.as_dict(), "error": str(exc)}
+                stats[str(lf_id)] = {
+                    **function.stats.as_dict(),
+                    "error": outcome.stopped[n],
+                    "stopped": True,
+                }
                 del compiled[lf_id]
+                continue
+            version = versions[str(lf_id)]
+            batch.extend(
+                LFVote(
+                    lf_id=lf_id, item_id=item_id, project=project, label=vote, lf_version=version
+                )
+                for (item_id, _), vote in zip(rows, outcome.votes[n], strict=True)
+                if vote is not None
+            )
         after_id = rows[-1][0]
         done += len(rows)
         for lf_id, function in compiled.items():
@@ -225,8 +259,12 @@ def apply_run(*, job_id: int, deadline: float | None = None) -> Job:
             lf.applied_stats = lf_stats
             lf.applied_version = "" if lf_stats.get("error") else versions[str(lf.pk)]
             lf.applied_at = now
+            stopped = bool(lf_stats.get("stopped"))
+            lf.stopped_version = versions[str(lf.pk)] if stopped else ""
+            lf.stopped_reason = lf_stats["error"][:500] if stopped else ""
         LabelingFunction.objects.bulk_update(
-            lfs, ["applied_stats", "applied_version", "applied_at"]
+            lfs,
+            ["applied_stats", "applied_version", "applied_at", "stopped_version", "stopped_reason"],
         )
         message, error = _summary(lfs=lfs, stats=stats, items=job.progress_total or done)
         if error:

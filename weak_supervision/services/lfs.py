@@ -12,28 +12,38 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min
 
 from labeling.errors import ApplicationError
+from labeling.jobtasks import job_failure_text
 from labeling.models import Item, Prediction, Project
 from weak_supervision import registry
 from weak_supervision.lf_eval import (
     CompiledLF,
     LFConfigError,
-    LFTooSlow,
     classifier_vote,
     compile_lf,
     config_hash,
     normalize_config,
+    vote_limited,
 )
 from weak_supervision.metrics import wilson_interval
 from weak_supervision.models import LabelingFunction
+from weak_supervision.sandbox import Limits
 from weak_supervision.services.common import human_labels, load_python_lf_modules, project_labels
 
 Kind = LabelingFunction.Kind
 
 
+def lf_limits() -> Limits:
+    """Time and memory limits of one call of a labeling function (settings WS_LF_*)."""
+    return Limits(
+        call_seconds=settings.WS_LF_CALL_TIME_LIMIT,
+        memory_bytes=max(0, settings.WS_LF_MEMORY_LIMIT_MB) * 2**20,
+    )
+
+
 def lf_config_validate(*, project: Project, kind: str, config: dict[str, Any]) -> dict[str, Any]:
     labels = project_labels(project=project)
     try:
-        clean = normalize_config(kind=kind, config=config, labels=labels)
+        clean = normalize_config(kind=kind, config=config, labels=labels, limits=lf_limits())
     except LFConfigError as exc:
         raise ApplicationError(exc.message, {"field": exc.field}) from None
     if kind == Kind.PYTHON:
@@ -101,7 +111,7 @@ def lf_update(
     active: bool | None = None,
 ) -> LabelingFunction:
     """Edit a function. A change of kind or specification bumps its version, so the next apply
-    job re-runs this function (and only it)."""
+    job re-runs this function (and only it), and lifts a stop for timeouts."""
     lf = LabelingFunction.objects.select_for_update().get(pk=lf.pk)
     new_kind = kind or lf.kind
     if config is not None or new_kind != lf.kind:
@@ -110,6 +120,7 @@ def lf_update(
         if digest != lf.config_hash:
             lf.version += 1
             lf.config, lf.config_hash, lf.kind = clean, digest, new_kind
+            lf.stopped_version, lf.stopped_reason = "", ""
     if name is not None:
         lf.name = _clean_name(name)
     if description is not None:
@@ -158,19 +169,33 @@ def lf_effective_version(*, lf: LabelingFunction) -> str:
     return str(lf.version)
 
 
+def lf_stopped(*, lf: LabelingFunction) -> bool:
+    """Stopped for timeouts at the version it has now (an edit or new code lifts it)."""
+    return bool(lf.stopped_version) and lf.stopped_version == lf_effective_version(lf=lf)
+
+
 def lf_stats_error(stats: dict[str, Any]) -> str:
     """What went wrong while a text function voted, in one line ("" if nothing): how often a
-    Python function raised (exception type and message, never a traceback) or returned
-    something that is not a label."""
+    Python function raised (exception type and message, never a traceback), returned
+    something that is not a label, or ran out of time."""
     evaluated = int(stats.get("evaluated", 0))
     errors = int(stats.get("errors", 0))
     invalid = int(stats.get("invalid", 0))
+    timeouts = int(stats.get("timeouts", 0))
     first = stats.get("first_error", "")
+    problems = []
     if errors:
-        return f"The function raised on {errors:,} of {evaluated:,} items; first problem: {first}."
-    if invalid:
-        return f"The function {first} on {invalid:,} of {evaluated:,} items."
-    return ""
+        problems.append(
+            f"The function raised on {errors:,} of {evaluated:,} items; first problem: {first}."
+        )
+    elif invalid:
+        problems.append(f"The function {first} on {invalid:,} of {evaluated:,} items.")
+    if timeouts:
+        problems.append(
+            f"It ran out of time on {timeouts:,} of {evaluated:,} items (they count as "
+            "abstentions)."
+        )
+    return " ".join(problems)
 
 
 def lf_compile(*, lf_id: Any, kind: str, config: dict[str, Any], labels: list[str]) -> CompiledLF:
@@ -186,7 +211,7 @@ def lf_compile(*, lf_id: Any, kind: str, config: dict[str, Any], labels: list[st
             config=config,
             labels=labels,
             function=function,
-            timeout=settings.WS_REGEX_TIMEOUT_SECONDS,
+            timeout=min(settings.WS_REGEX_TIMEOUT_SECONDS, settings.WS_LF_CALL_TIME_LIMIT),
         )
     except LFConfigError as exc:
         raise ApplicationError(exc.message, {"field": exc.field}) from None
@@ -274,11 +299,16 @@ def lf_try_sample(
                     )
     else:
         compiled = lf_compile(lf_id=None, kind=kind, config=clean, labels=labels)
-        try:
-            votes = compiled.vote_many([row["text"] for row in items])
-        except LFTooSlow as exc:
-            votes = [None] * len(items)
-            error = str(exc)
+        # A try answers a web request: a function that keeps timing out is stopped sooner.
+        compiled.max_timeouts = max(1, settings.WS_LF_TRY_MAX_TIMEOUTS)
+        outcome = vote_limited(
+            [compiled],
+            [row["text"] for row in items],
+            limits=lf_limits(),
+            error_text=job_failure_text,
+        )
+        votes = outcome.votes[0]
+        error = outcome.stopped.get(0, "")
         stats = compiled.stats.as_dict()
         error = error or lf_stats_error(stats)
     truth = human_labels(project=project, item_ids=ids)
