@@ -7,6 +7,9 @@ from its last committed step, with its work done once."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from models_app.services.embeddings import embeddings_schedule
 from models_app.services.training import training_request
 from quality.services.aggregation import aggregation_request
 from quality.services.crowd_import import crowd_import_job_create
-from tests.e2e.worker import celery_worker
+from tests.e2e.worker import ROOT, celery_worker, test_database_url
 from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 from weak_supervision.services.apply import apply_job_create, apply_run
 from weak_supervision.services.label_model import label_model_job_create, label_model_run
@@ -218,3 +221,41 @@ def test_a_worker_killed_in_the_middle_of_every_kind_of_job_strands_none(tmp_pat
     )
     assert ModelVersion.objects.filter(project=jobs["train"].project).exists()
     assert Job.objects.get(pk=jobs["crowd import"].pk).result["created"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_embedded_mode_a_restarted_worker_resumes_what_the_dead_one_had(tmp_path, settings):
+    """The filesystem transport deletes a message once a worker takes it, so nothing is ever
+    delivered again: the next worker to start queues the unfinished job itself (no beat)."""
+    embedded = {
+        "CELERY_BROKER_URL": "filesystem://localhost/",
+        "FLYWHEEL_DATA_DIR": str(tmp_path / "data"),
+        "JOB_HEARTBEAT_SECONDS": "1",
+    }
+    project = _project(0)
+    csv = tmp_path / "items.csv"
+    csv.write_text("text\n" + "".join(f"embedded text {i}\n" for i in range(30)))
+    job = import_job_create(project=project, path=csv, enqueue=False)
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    queues = [settings.QUEUE_IMPORT]
+    stall = {**embedded, "FLYWHEEL_TEST_STALL_KINDS": Job.Kind.IMPORT.value}
+    with celery_worker(logs[0], queues=queues, name="embedded-1", env=stall) as first:
+        subprocess.run(
+            [sys.executable, "manage.py", "resume_jobs", "--job", str(job.pk)],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                **embedded,
+                "DJANGO_SETTINGS_MODULE": "config.settings.test",
+                "DATABASE_URL": test_database_url(),
+            },
+            check=True,
+            capture_output=True,
+        )
+        _wait(lambda: _statuses({"j": job})["j"] == "running", "the first worker", logs)
+        first.kill()
+        first.wait()
+    time.sleep(3)  # two heartbeats: no live worker holds it
+    with celery_worker(logs[1], queues=queues, name="embedded-2", env=embedded):
+        _wait(lambda: _statuses({"j": job})["j"] == "succeeded", "the resumed import", logs)
+    assert Item.objects.filter(project=project).count() == 30

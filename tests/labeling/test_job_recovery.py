@@ -322,3 +322,26 @@ def test_an_upload_while_the_broker_is_down_is_a_503_with_a_failed_job_that_keep
     job = Job.objects.get(project=project)
     assert (job.status, job.error) == (Job.Status.FAILED, BROKER_DOWN)
     assert Path(job.params["path"]).is_file()  # kept: a manager restarts the job later
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        (Job.Kind.IMPORT, {}),
+        (Job.Kind.IMPORT, {"crowd": True}),
+        (Job.Kind.EMBED, {}),
+        (Job.Kind.TRAIN, {}),
+        (Job.Kind.RANK, {}),
+        (Job.Kind.LABELING_FUNCTIONS, {}),
+        (Job.Kind.LABEL_MODEL, {}),
+        (Job.Kind.LLM, {}),
+        (Job.Kind.OTHER, {"action": "cascade"}),
+        (Job.Kind.AGGREGATE, {}),
+    ],
+)
+def test_every_kind_fails_visibly_when_the_broker_is_down(broker_down, kind, params):
+    job = JobFactory(project=ProjectFactory(), kind=kind, params=params)
+    with pytest.raises(BrokerUnavailable):
+        job_dispatch(job)
+    job.refresh_from_db()
+    assert (job.status, job.error) == (Job.Status.FAILED, BROKER_DOWN)
