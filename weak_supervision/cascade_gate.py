@@ -173,9 +173,11 @@ def gate(
     rows = [_accuracy_row(kind, *checks.get(kind, (0, 0))) for kind in CHECK_KINDS]
     total_n = sum(row["n"] for row in rows)
     total = _accuracy_row("all", total_n, sum(row["correct"] for row in rows))
+    # All kinds together only adds something when more than one kind has checks.
+    judged = [*rows, total] if sum(row["n"] > 0 for row in rows) > 1 else rows
     low = [
         row
-        for row in [*rows, total]
+        for row in judged
         if row["n"] >= config.min_checks and row["accuracy"] < config.min_accuracy
     ]
     if low:
