@@ -15,6 +15,7 @@ from labeling.api.views.base import ApiView
 from labeling.api.views.jobs import JobSerializer
 from labeling.errors import ApplicationError, NotPermitted
 from labeling.models import Membership
+from labeling.services.imports import upload_size_check, upload_too_large_refuse
 from quality.models import AggregationMethod
 from quality.selectors import (
     adjudication_item_detail,
@@ -30,6 +31,7 @@ from quality.services.gold import gold_clear, gold_file_import, gold_set
 from quality.services.settings import quality_settings_get, quality_settings_update
 
 Role = Membership.Role
+CAP = "QUALITY_MAX_UPLOAD_BYTES"  # gold and crowd files are read whole
 TAGS = ["quality"]
 
 
@@ -319,8 +321,10 @@ class GoldImportApi(ApiView):
     )
     def post(self, request, pid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
+        upload_too_large_refuse(content_length=request.META.get("CONTENT_LENGTH"), setting=CAP)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        upload_size_check(uploaded_file=data.validated_data["file"], setting=CAP)
         try:
             content = data.validated_data["file"].read().decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -355,8 +359,10 @@ class CrowdImportApi(ApiView):
     )
     def post(self, request, pid: int):
         project, _ = project_for_role(project_id=pid, user=request.user, role=Role.MANAGER)
+        upload_too_large_refuse(content_length=request.META.get("CONTENT_LENGTH"), setting=CAP)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        upload_size_check(uploaded_file=data.validated_data["file"], setting=CAP)
         options = {k: v for k, v in data.validated_data.items() if k != "file"}
         job = crowd_import_job_create(
             project=project,

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from labeling.errors import ApplicationError, NotPermitted
 from labeling.models import Item, Job, Membership, Project
 from labeling.selectors import membership_role, project_require_role
+from labeling.services.imports import upload_size_check
 from quality.models import AggregationMethod
 from quality.selectors import (
     adjudication_history,
@@ -119,6 +120,7 @@ def gold_import(request: HttpRequest, project_id: int) -> HttpResponse:
         messages.error(request, "Choose a gold file (CSV with external_id,label).")
         return redirect("quality:dashboard", project_id=project.pk)
     try:
+        upload_size_check(uploaded_file=upload, setting="QUALITY_MAX_UPLOAD_BYTES")
         marked = gold_file_import(project=project, content=upload.read().decode("utf-8"))
         messages.success(request, f"{marked} items marked as gold.")
     except UnicodeDecodeError:

@@ -9,6 +9,7 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
+from labeling.api.converters import MAX_ID, MIN_ID
 from labeling.api.permissions import NOT_FOUND, project_for_role
 from labeling.api.views.base import ApiView
 from labeling.api.views.jobs import JobSerializer
@@ -172,7 +173,8 @@ class LFTryApi(ApiView):
 class LFApplyApi(ApiView):
     class InputSerializer(serializers.Serializer):
         lf_ids = serializers.ListField(
-            child=serializers.IntegerField(),
+            child=serializers.IntegerField(min_value=MIN_ID, max_value=MAX_ID),
+            max_length=1000,
             required=False,
             help_text="Functions to (re-)run; empty: every function whose votes are stale.",
         )

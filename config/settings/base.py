@@ -457,6 +457,8 @@ SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["LabelingFunctionKind
 # request flag older than QUALITY_AGGREGATION_STALE_SECONDS (a lost job) no longer blocks a new one.
 QUALITY_AGGREGATION_DELAY_SECONDS = env_int("QUALITY_AGGREGATION_DELAY_SECONDS", 10)
 QUALITY_AGGREGATION_STALE_SECONDS = env_int("QUALITY_AGGREGATION_STALE_SECONDS", 900)
+# Gold and crowd-label uploads are read whole: a larger one gets a 413 before it is read.
+QUALITY_MAX_UPLOAD_BYTES = env_int("QUALITY_MAX_UPLOAD_BYTES", 64 << 20)
 QUALITY_TASK_TIME_LIMIT = env_int("QUALITY_TASK_TIME_LIMIT", 1800)
 QUALITY_WRITE_BATCH_SIZE = env_int("QUALITY_WRITE_BATCH_SIZE", 1000)
 # How long the agreement report of a project is cached (seconds; 0 = always recomputed).

@@ -217,23 +217,32 @@ class UploadTooLarge(ApplicationError):
     status_code = 413
 
 
-def _upload_too_large(cap: int) -> UploadTooLarge:
+def _upload_too_large(cap: int, setting: str = "IMPORT_MAX_UPLOAD_BYTES") -> UploadTooLarge:
     return UploadTooLarge(
-        f"The file is larger than {cap} bytes (IMPORT_MAX_UPLOAD_BYTES).",
-        {"field": "file", "limit": cap},
+        f"The file is larger than {cap} bytes ({setting}).", {"field": "file", "limit": cap}
     )
 
 
-def upload_too_large_refuse(*, content_length: str | int | None) -> None:
-    """Refuse a request whose body is over the upload cap before it is read (and spooled to a
-    temporary file); the multipart envelope gets a little room on top of the cap."""
-    cap = int(settings.IMPORT_MAX_UPLOAD_BYTES)
+def upload_too_large_refuse(
+    *, content_length: str | int | None, setting: str = "IMPORT_MAX_UPLOAD_BYTES"
+) -> None:
+    """Refuse a request whose body is over the upload cap (the setting named) before it is
+    read (and spooled to a temporary file); the multipart envelope gets a little room on top."""
+    cap = int(getattr(settings, setting))
     try:
         length = int(content_length or 0)
     except ValueError:
         return  # Django's own parsing answers a malformed header
     if length > cap + _MULTIPART_ROOM:
-        raise _upload_too_large(cap)
+        raise _upload_too_large(cap, setting)
+
+
+def upload_size_check(*, uploaded_file: Any, setting: str) -> None:
+    """Refuse an uploaded file over the cap the setting names (413), before it is read."""
+    cap = int(getattr(settings, setting))
+    size = getattr(uploaded_file, "size", None)
+    if isinstance(size, int) and size > cap:
+        raise _upload_too_large(cap, setting)
 
 
 def _store_upload(uploaded_file: Any) -> Path:
@@ -353,7 +362,9 @@ def import_run(*, job_id: int, deadline: float | None = None) -> Job:
 
     plan = _plan(job)
     if not plan.path.is_file():
-        job_fail(job_id=job_id, error=f"The import file is gone: {plan.path}.")
+        # The path names the server's folders: the log has it, the job (every member) not.
+        logger.error("Import job %s: its file %s is gone", job_id, plan.path)
+        job_fail(job_id=job_id, error="The import file is gone; import it again.")
         _remove_files(plan)
         return Job.objects.get(pk=job_id)
 

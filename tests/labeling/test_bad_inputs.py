@@ -411,3 +411,47 @@ def test_llm_settings_outside_sane_bounds_are_refused(client, project, manager, 
     assert refused.json()["field"] == field
     assert sane.status_code == 200
     assert float(sane.json()[field]) == 4
+
+
+# ---- gold and crowd uploads are capped -----------------------------------------------------
+
+
+def test_gold_and_crowd_uploads_over_the_cap_get_a_413_and_write_nothing(
+    client, project, manager, settings
+):
+    settings.QUALITY_MAX_UPLOAD_BYTES = 100
+    ItemFactory(project=project, external_id="a")
+    big = "external_id,label\n" + "a,pos\n" * 40  # 258 bytes
+    client.force_login(manager)
+
+    gold = client.post(
+        f"/api/projects/{project.pk}/gold/import/",
+        {"file": SimpleUploadedFile("gold.csv", big.encode())},
+    )
+    crowd = client.post(
+        f"/api/projects/{project.pk}/crowd-import/",
+        {"file": SimpleUploadedFile("c.csv", b"item,worker,label\n" + b"a,w1,pos\n" * 40)},
+    )
+    page = client.post(
+        f"/projects/{project.pk}/quality/gold/",
+        {"file": SimpleUploadedFile("gold.csv", big.encode())},
+        follow=True,
+    )
+
+    assert gold.status_code == 413
+    assert "QUALITY_MAX_UPLOAD_BYTES" in gold.json()["detail"]
+    assert crowd.status_code == 413
+    assert "larger than 100 bytes" in page.content.decode()
+    assert not Item.objects.filter(project=project, is_gold=True).exists()
+    assert not Job.objects.filter(project=project).exists()
+
+
+def test_labeling_function_ids_beyond_64_bits_are_a_400(client, project, manager):
+    client.force_login(manager)
+    response = client.post(
+        f"/api/projects/{project.pk}/labeling-functions/apply/",
+        {"lf_ids": [HUGE]},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert "lf_ids" in response.json()
