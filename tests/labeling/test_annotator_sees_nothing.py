@@ -136,6 +136,7 @@ REACHABLE = [
     ("labeling:my_annotations", {"project_id": "project_id"}, "", "get", 200),
     ("quality:dashboard", {"project_id": "project_id"}, "", "get", 302),
     ("quality:overruled", {"project_id": "project_id"}, "", "get", 200),
+    ("accounts:api_tokens", {}, "", "get", 200),  # their own tokens only
     # The loop's two reads that are POSTs: the next item (a held lease: the re-opened or the
     # gold item) and the undo payload; last, as undo changes what the annotator holds.
     ("api:item-next", {"pid": "pid"}, "", "post", 200),
@@ -144,6 +145,7 @@ REACHABLE = [
 # Routes an annotator cannot read (403, or 405 for a GET on a write-only route).
 REFUSED = {
     "api:token",  # POST only: GET is 405
+    "accounts:api_token_revoke",  # POST only (their own tokens): GET is 405
     "api:item-list",
     "api:item-next",  # GET: 405 (covered above as a POST)
     "api:item-submit",
@@ -283,6 +285,7 @@ def test_every_other_route_refuses_the_annotator(client, world, name):
         "lfid": 1,
         "rid": 1,
         "number": 1,
+        "token_id": 1,
     }
     route = dict(_routes())
     kwargs = {k: v for k, v in fill.items() if f":{k}>" in route[name]}
