@@ -132,8 +132,13 @@ def test_default_dawid_skene_passes_and_its_run_undoes_exactly(spam):
     gate = run.gate["sources"][0]
     decisions = CascadeDecision.objects.filter(project=project)
     right = sum(d.labels[0] == truth[d.item_id] for d in decisions)
+    predicted = Counter(
+        labels[0]
+        for labels in Prediction.objects.filter(project=project).values_list("labels", flat=True)
+    )
     print(
-        f"\nDawid-Skene: gate {gate['codes'] or 'passed'}; accuracy on the 200 human labels "
+        f"\nDawid-Skene: predictions {dict(predicted)}; gate {gate['codes'] or 'passed'}; "
+        "accuracy on the 200 human labels "
         f"{gate['accuracy'][-1]['accuracy']:.3f} ({gate['accuracy'][-1]['n']} checks); "
         f"accepted {run.accepted}, {right / run.accepted:.1%} right"
     )
