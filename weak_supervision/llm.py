@@ -293,12 +293,15 @@ class LLMClient:
         self._format = "json_object" if self.response_format == "json_object" else "json_schema"
         self._may_fall_back = self.response_format == "auto"
 
-        # The SDK's own retries are off: ours are explicit, counted and bounded.
+        # The SDK's own retries are off: ours are explicit, counted and bounded. Redirects are
+        # not followed: the operator allowed this endpoint, not wherever it points next (an
+        # internal address, with the prompt re-sent there).
         self._client = openai.OpenAI(
             base_url=self.base_url,
             api_key=self.api_key or "not-needed",
             timeout=self.timeout,
             max_retries=0,
+            http_client=openai.DefaultHttpxClient(timeout=self.timeout, follow_redirects=False),
         )
 
     def close(self) -> None:

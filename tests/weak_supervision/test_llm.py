@@ -333,3 +333,32 @@ def test_the_structured_output_form_can_be_pinned(spam_project):
     assert result.answer is None
     assert result.error == "HTTP 422 Unprocessable Entity"
     assert server.stats["refused json_schema"] == 1
+
+
+class RedirectingServer(RecordingServer):
+    """An allowed endpoint that answers every request with a redirect to `target`."""
+
+    def __init__(self, *, target: str, **kwargs):
+        super().__init__(**kwargs)
+        self.target = target
+
+    def _handle(self, handler):
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        handler.send_response(307)
+        handler.send_header("Location", self.target + "/chat/completions")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_redirect_from_the_allowed_endpoint_is_not_followed(spam_project, settings):
+    make_items(spam_project, ["win a free cruise, call now"])
+    with RecordingServer(truth=TEXTS) as elsewhere:
+        with RedirectingServer(target=elsewhere.base_url) as allowed:
+            _configure(spam_project, allowed, settings)
+            job = llm_job_create(project=spam_project)
+            job = llm_run(job_id=job.pk)
+    assert elsewhere.authorization == []  # neither the prompt nor the key went there
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert job.result["errors"] == 1  # the item's answer: an error, no prediction
+    assert not Prediction.objects.filter(source_kind="llm").exists()
