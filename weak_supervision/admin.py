@@ -222,7 +222,15 @@ class LabelingFunctionAdmin(admin.ModelAdmin):
     list_display = ("name", "project", "kind", "version", "active", "applied_version", "applied_at")
     list_filter = ("project", "kind", "active")
     search_fields = ("name", "description", "project__name")
-    readonly_fields = ("config", "version", "applied_version", "applied_at", "applied_stats")
+    readonly_fields = (
+        "config",
+        "version",
+        "applied_version",
+        "applied_at",
+        "applied_stats",
+        "stopped_version",
+        "stopped_reason",
+    )
     actions = ("apply_selected",)
 
     def save_model(self, request, obj, form, change):

@@ -33,6 +33,7 @@ import struct
 import time
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Header of the shared block: index of the call in progress, and when it started
 # (time.monotonic() is one clock for every process on the machine).
@@ -62,13 +63,15 @@ class Limits:
     memory_bytes: int = 0
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     index: int
     status: Status
     value: int = 0
     error_type: str = ""
     message: str = ""
+
+
+_STATUSES = tuple(Status)
 
 
 def default_error_text(exc: BaseException) -> str:
@@ -263,15 +266,21 @@ class LimitedRun:
 
         def finished() -> Iterator[Result]:
             """Results the child has written since the last call, in order."""
-            upto = self.position
-            while upto < count and shared[status_at + upto] != Status.PENDING:
-                upto += 1
+            start = self.position
+            statuses = shared[status_at + start : status_at + count]
+            pending = statuses.find(b"\0")
+            upto = count if pending == -1 else start + pending
             messages.drain()  # after the statuses: a message is written before its status
-            for i in range(self.position, upto):
-                error_type, message = messages.by_index.get(i, ("", ""))
-                (value,) = _VALUE.unpack_from(shared, value_at + 4 * i)
+            values = struct.unpack_from(f"<{upto - start}i", shared, value_at + 4 * start)
+            by_index = messages.by_index
+            for offset, status in enumerate(statuses[: upto - start]):
+                i = start + offset
                 self.position = i + 1
-                yield Result(i, Status(shared[status_at + i]), value, error_type, message)
+                if i in by_index:
+                    error_type, message = by_index[i]
+                    yield Result(i, _STATUSES[status], values[offset], error_type, message)
+                else:
+                    yield Result(i, _STATUSES[status], values[offset])
                 if self._restart:
                     return
 
