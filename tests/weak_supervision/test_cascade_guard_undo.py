@@ -368,3 +368,69 @@ def test_gate_settings_are_validated(client, world, members):
     )
     assert response.status_code == 200
     assert response.json()["cascade_min_checks"] == 50
+
+
+def test_a_run_stopped_part_way_resumes_and_undoes_what_it_committed(world, settings, monkeypatch):
+    # Given a run that dies after its first committed batch of 100 items
+    project = world["project"]
+    fit(project, "dawid_skene")
+    before = state(project)
+    settings.WS_WRITE_BATCH_SIZE = 100
+    from weak_supervision.services import cascade as cascade_module
+
+    real_hook = cascade_module.after_final_labels_changed
+    calls = []
+
+    def dies_on_the_second_batch(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("worker killed")
+        real_hook(**kwargs)
+
+    monkeypatch.setattr(cascade_module, "after_final_labels_changed", dies_on_the_second_batch)
+    job = cascade_job_create(project=project)
+    with pytest.raises(RuntimeError):
+        cascade_run(job_id=job.pk)
+    run = CascadeRun.objects.get(job=job)
+    assert run.status == CascadeRun.Status.RUNNING
+    assert CascadeChange.objects.filter(run=run).count() == 100
+    # while its job is unfinished it cannot be undone
+    with pytest.raises(ApplicationError, match="still running"):
+        cascade_run_undo(project=project, run_id=run.pk)
+
+    # When the job is resumed, it finishes with the verdict it started with
+    monkeypatch.setattr(cascade_module, "after_final_labels_changed", real_hook)
+    gate_before = run.gate
+    finished = cascade_run(job_id=job.pk)
+    run.refresh_from_db()
+    assert finished.status == Job.Status.SUCCEEDED
+    assert run.gate == gate_before
+    assert run.accepted == CascadeChange.objects.filter(run=run).count() > 300
+    assert finished.result["accepted"] == run.accepted
+
+    # Then undoing it restores everything
+    cascade_run_undo(project=project, run_id=run.pk)
+    assert state(project) == before
+
+
+def test_a_failed_run_can_be_undone_for_what_it_committed(world, settings, monkeypatch):
+    project = world["project"]
+    fit(project, "dawid_skene")
+    before = state(project)
+    settings.WS_WRITE_BATCH_SIZE = 100
+    from weak_supervision.services import cascade as cascade_module
+
+    def dies(**kwargs):
+        if CascadeChange.objects.count() > 100:
+            raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(cascade_module, "after_final_labels_changed", dies)
+    job = cascade_job_create(project=project)
+    with pytest.raises(RuntimeError):
+        cascade_run(job_id=job.pk)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED)
+    run = CascadeRun.objects.get(job=job)
+    assert cascade_runs(project=project)[0]["can_undo"] is True
+    undone = cascade_run_undo(project=project, run_id=run.pk)
+    assert undone.undo_result["restored"] == 100
+    assert state(project) == before
