@@ -41,6 +41,10 @@ _HEADER = struct.Struct("<qd")
 _VALUE = struct.Struct("<i")
 _POLL_SECONDS = 0.02
 _PR_SET_PDEATHSIG = 1
+try:  # loaded here, not in the child: dlopen after fork could wait on a lock held by a thread
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (AttributeError, OSError):
+    _PRCTL = None
 MAX_MESSAGES_PER_CHILD = 1000
 
 
@@ -94,8 +98,8 @@ def _confine_child(limits: Limits, parent: int) -> None:
     for name in ("SIGTERM", "SIGINT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGALRM"):
         with contextlib.suppress(AttributeError, OSError, ValueError):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)
     if limits.memory_bytes:
@@ -258,7 +262,9 @@ class LimitedRun:
         count = self.count
         status_at, value_at = _HEADER.size, _HEADER.size + count
         shared = mmap.mmap(-1, _HEADER.size + count * (1 + _VALUE.size))
-        _HEADER.pack_into(shared, 0, -1, 0.0)
+        # The child's start counts against its first call: a child stuck before its first
+        # call (a lock held at fork time) is killed like a slow call.
+        _HEADER.pack_into(shared, 0, self.position, time.monotonic())
         pid, read_fd = self._spawn(shared)
         messages = _Messages(read_fd)
         alive = True
