@@ -16,6 +16,7 @@ from active_learning.models import MinedError
 from active_learning.services.mining import item_similar
 from active_learning.services.ranking import al_settings_get
 from labeling.errors import ApplicationError, NotPermitted
+from labeling.job_visibility import job_list_for_viewer
 from labeling.models import Item, Membership, Project
 from labeling.selectors import membership_role, project_require_role
 from models_app.ml.evaluation import HOLDOUT_MIN_PER_CLASS
@@ -104,7 +105,7 @@ def model_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "total_items": total_items,
         "mined": MinedError.objects.filter(project=project).select_related("item")[:10],
         "zero_shot": zero_shot_summary(project=project),
-        "jobs": ml_jobs(project=project),
+        "jobs": job_list_for_viewer(jobs=ml_jobs(project=project), user=request.user, role=role),
         "api_root": f"{get_script_prefix()}api/",
         "chart_data": {
             "curve": learning_curve(project=project),

@@ -2,9 +2,10 @@
 
 Loaded as a plugin by `tests/conftest.py`, so the `browser` and `page` fixtures are available
 to every test; a module sets `pytestmark = BROWSER_MARKS`. `page` fails the test on any
-JavaScript error the page raised. Screenshots go to `SCREENSHOTS` ($FLYWHEEL_SCREENSHOTS, /tmp).
-Chromium's background networking is switched off: this machine's closed network refuses those
-connections, and the tests must not depend on them."""
+JavaScript error the page raised and on anything the Content-Security-Policy blocked.
+Screenshots go to `SCREENSHOTS` ($FLYWHEEL_SCREENSHOTS, /tmp). Chromium's background
+networking is switched off: this machine's closed network refuses those connections, and the
+tests must not depend on them."""
 
 from __future__ import annotations
 
@@ -59,6 +60,14 @@ def new_page(browser, errors: list[str], *, width: int = 1280, height: int = 100
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Chromium reports what the Content-Security-Policy blocked (an inline script, handler or
+    # style, a foreign source) on the console: an error like any other.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     return page
 
 

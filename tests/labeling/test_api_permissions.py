@@ -128,7 +128,7 @@ def world(db):
             "aid": submit_served(
                 project=project, user=author, item_id=annotated.pk, labels=["pos"]
             ).pk,
-            "jid": job_create(kind=Job.Kind.IMPORT, project=project).pk,
+            "jid": _job_with_a_report(project).pk,
             "rid": CascadeRun.objects.create(project=project, status="applied").pk,
         }
     project_a = Project.objects.get(pk=objects["A"]["pid"])
@@ -147,6 +147,26 @@ def world(db):
             if user is not None:
                 served(item_id=objects[key]["iid"], user=user)
     return objects, users
+
+
+# A job's details quote people and answers (an import's row report, say): managers read them,
+# a reviewer only for a job they started, anyone else who may poll the job gets progress only.
+JOB_DETAILS = {
+    "message": "3 of 4 rows imported",
+    "error": "row 4: author-A answered 'pos'",
+    "result": {"errors": [{"row": 4, "reason": "author-A answered 'pos'"}]},
+}
+JOB_DETAIL_READERS = {Role.MANAGER, "superuser"}
+
+
+def _job_with_a_report(project, created_by=None):
+    job = job_create(kind=Job.Kind.IMPORT, project=project, created_by=created_by)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, progress_done=3, **JOB_DETAILS)
+    return job
+
+
+def _job_details(body: dict) -> dict:
+    return {key: body[key] for key in JOB_DETAILS}
 
 
 def _client(user):
@@ -215,6 +235,11 @@ def test_permission_matrix(world, endpoint, caller, where):
         assert response.json()["field"] == "llm_base_url"
     if expected in (400, 401, 403, 404):
         assert _state() == before, "a refused request must change nothing"
+    if endpoint.name == "job-detail" and expected == 200:
+        body = response.json()
+        assert (body["status"], body["progress_done"]) == ("failed", 3)
+        redacted = {"message": "", "error": "", "result": {}}
+        assert _job_details(body) == (JOB_DETAILS if caller in JOB_DETAIL_READERS else redacted)
 
 
 @pytest.mark.parametrize(
@@ -293,3 +318,25 @@ def test_a_job_without_a_project_is_visible_to_superusers_only(world):
     assert _client(users["superuser"]).get(path).status_code == 200
     assert _client(users["staff"]).get(path).status_code == 404
     assert _client(users[Role.MANAGER]).get(path).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("starter", "sees_details"),
+    [(Role.ANNOTATOR, False), (Role.REVIEWER, True), (Role.MANAGER, True)],
+)
+def test_the_member_who_started_a_job_reads_its_details_unless_an_annotator(
+    world, starter, sees_details
+):
+    # Given a job of A started by a member (an annotator's: recorded before a demotion, say)
+    objects, users = world
+    job = _job_with_a_report(Project.objects.get(pk=objects["A"]["pid"]), users[starter])
+    path = reverse("api:job-detail", kwargs={"jid": job.pk})
+
+    # When they, and another reviewer of A, poll it
+    other = UserFactory(username="other-reviewer")
+    MembershipFactory(project=job.project, user=other, role=Role.REVIEWER)
+    own, others = (_client(u).get(path).json() for u in (users[starter], other))
+
+    # Then the starter reads the details if above annotator; the other reviewer never does
+    assert (_job_details(own) == JOB_DETAILS) is sees_details
+    assert _job_details(others) == {"message": "", "error": "", "result": {}}

@@ -17,6 +17,7 @@ from labeling.api.permissions import job_for_member, project_for_role
 from labeling.api.selectors import job_list
 from labeling.api.views.base import ApiView
 from labeling.importing import FORMATS as IMPORT_FORMATS
+from labeling.job_visibility import REDACTED, job_details_visible
 from labeling.jobtasks import job_dispatch, job_restart_refusal
 from labeling.models import Job, Membership
 from labeling.selectors import membership_role
@@ -92,18 +93,18 @@ class JobDetailApi(ApiView):
         responses=JobSerializer,
         operation_id="job_retrieve",
         summary="One job's status and progress",
-        description="Visible to every member of the job's project; poll it for progress bars. "
-        "Annotators get `result` as {} and `error` as '' (an import's or aggregation's report "
-        "can quote labels and items).",
+        description="Progress is visible to every member of the job's project; poll it for "
+        "progress bars. The details (`message`, `error`, `result`: an import's or aggregation's "
+        "report can quote labels, items and people) are the project managers' and, for a job "
+        "they started, a reviewer's; anyone else gets them as '', '' and {}.",
         tags=["jobs"],
     )
     def get(self, request, jid: int):
         job = job_for_member(job_id=jid, user=request.user)
         data = JobSerializer(job).data
-        if job.project is not None and (
-            membership_role(project=job.project, user=request.user) == Role.ANNOTATOR
-        ):
-            data["result"], data["error"] = {}, ""
+        role = membership_role(project=job.project, user=request.user) if job.project else None
+        if not job_details_visible(job=job, user=request.user, role=role):
+            data.update(REDACTED)
         return Response(data)
 
 
