@@ -22,8 +22,7 @@ def api_token_create(
         raise ApplicationError("The expiry must be in the future.", {"field": "expires_at"})
     if ApiToken.objects.filter(user=user).count() >= settings.API_TOKENS_PER_USER:
         raise ApplicationError(
-            f"You already have {settings.API_TOKENS_PER_USER} API tokens: revoke one first.",
-            {"field": "name"},
+            f"You already have {settings.API_TOKENS_PER_USER} API tokens: revoke one first."
         )
     secret = secret_new()
     token = ApiToken.objects.create(

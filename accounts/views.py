@@ -50,7 +50,7 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             expires_at=timezone.now() + timedelta(days=days) if days else None,
         )
     except ApplicationError as exc:
-        form.add_error(exc.extra.get("field") or None, exc.message)
+        form.add_error(None, exc.message)
         return _page(request, form, status=400)
     return _page(request, ApiTokenCreateForm(), secret={"token": token, "value": secret})
 

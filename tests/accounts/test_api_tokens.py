@@ -193,3 +193,15 @@ def test_the_admin_lists_tokens_without_secrets_and_revokes_them(client, annotat
     assert revoked.status_code == 302
     assert not ApiToken.objects.exists()
     assert bearer(secret).get(reverse("api:project-list")).status_code == 401
+
+
+def test_the_page_says_when_the_user_holds_too_many_tokens(client, annotator, settings):
+    settings.API_TOKENS_PER_USER = 1
+    api_token(annotator)
+    client.force_login(annotator)
+
+    response = client.post(reverse("accounts:api_tokens"), {"name": "one more"})
+
+    assert response.status_code == 400
+    assert "revoke one first" in response.content.decode()
+    assert ApiToken.objects.count() == 1
