@@ -33,14 +33,13 @@ from typing import Any
 
 import regex
 
-from weak_supervision.regex_limits import MAX_PATTERN_CHARS, PatternRejected, check_pattern
+from weak_supervision.regex_limits import PatternRejected, check_pattern
 from weak_supervision.sandbox import LimitedRun, Limits, Status, default_error_text
 
 KINDS = ("keyword", "regex", "classifier", "python")
 TEXT_KINDS = ("keyword", "regex", "python")
 MAX_KEYWORDS = 500
 MAX_KEYWORD_CHARS = 200
-__all__ = ["MAX_PATTERN_CHARS"]
 DEFAULT_REGEX_TIMEOUT = 0.05
 DEFAULT_LIMITS = Limits(call_seconds=2.0, memory_bytes=512 * 1024 * 1024)
 # A text function is stopped once it has timed out on this many texts and on more than
