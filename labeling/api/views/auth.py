@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib.auth import authenticate
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -21,11 +21,16 @@ class TokenObtainApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    class InputSerializer(AuthTokenSerializer):
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField()
+        password = serializers.CharField(trim_whitespace=False, style={"input_type": "password"})
         name = serializers.CharField(max_length=100, required=False, allow_blank=True)
         expires_in_days = serializers.IntegerField(
             min_value=1, max_value=3650, required=False, allow_null=True
         )
+
+        class Meta:
+            ref_name = "TokenCreateInput"
 
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField(help_text="The secret: shown this once, never again.")
@@ -33,6 +38,9 @@ class TokenObtainApi(APIView):
         prefix = serializers.CharField()
         name = serializers.CharField()
         expires_at = serializers.DateTimeField(allow_null=True)
+
+        class Meta:
+            ref_name = "TokenCreated"
 
     @extend_schema(
         request=InputSerializer,
@@ -48,17 +56,21 @@ class TokenObtainApi(APIView):
         auth=[],
     )
     def post(self, request, *args, **kwargs):
-        serializer = self.InputSerializer(data=request.data, context={"request": request})
-        valid = serializer.is_valid()
-        # django-axes marks DRF's request (the one `authenticate()` was given).
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        # As DRF's AuthTokenSerializer; django-axes (AUTHENTICATION_BACKENDS) counts failures
+        # and marks the request it was given when the account or the address is locked out.
+        user = authenticate(request=request, username=data["username"], password=data["password"])
         if login_locked_out(request):
             raise Throttled(wait=lockout_seconds(), detail=lockout_message())
-        if not valid:
-            raise ValidationError(serializer.errors)
-        data = serializer.validated_data
+        if user is None:
+            raise ValidationError(
+                {"non_field_errors": ["Unable to log in with provided credentials."]}
+            )
         days = data.get("expires_in_days")
         token, secret = api_token_create(
-            user=data["user"],
+            user=user,
             name=data.get("name", ""),
             expires_at=timezone.now() + timedelta(days=days) if days else None,
         )
