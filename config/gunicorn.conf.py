@@ -21,6 +21,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_coun
 threads = int(os.environ.get("WEB_THREADS", 1))
 keepalive = int(os.environ.get("WEB_KEEPALIVE", 30))
 timeout = int(os.environ.get("WEB_TIMEOUT", 120))
+# gunicorn would otherwise set the request's scheme to https from X-Forwarded-Proto itself
+# (from 127.0.0.1 by default), behind Django's back: Django alone decides, believing the header
+# only from TRUSTED_PROXIES (config/proxies.py).
+secure_scheme_headers: dict[str, str] = {}
+forwarded_allow_ips = ""
 
 
 def post_worker_init(worker):
