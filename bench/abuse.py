@@ -459,9 +459,9 @@ def run(abuse: Abuse, f: dict, data_dir: Path) -> None:
     r = annotator.get(f"/api/jobs/{job.pk}/")
     abuse.record(
         "R2 annotator reads a manager's job",
-        "403/404",
+        "no details",
         r.status,
-        refused=r.status in (403, 404),
+        refused=r.status in (200, 403, 404),
         leaked=leaks(r, "quoted item text", "/srv/secret"),
     )
     r = reviewer.get(f"/api/jobs/{job.pk}/")

@@ -154,6 +154,7 @@ REFUSED = {
     "api:annotation-retract",  # GET: 405 (covered above as a POST)
     "api:import-create",
     "api:job-list",
+    "api:job-restart",  # POST, managers only: GET is 405
     "api:export",
     "models_app_api:model-version-list",
     "models_app_api:model-version-promote",

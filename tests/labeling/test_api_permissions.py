@@ -85,6 +85,7 @@ ENDPOINTS = [
     ),
     Endpoint("jobs", "get", "job-list", ("pid",), Role.MANAGER, 200),
     Endpoint("job-detail", "get", "job-detail", ("jid",), Role.ANNOTATOR, 200),
+    Endpoint("job-restart", "post", "job-restart", ("jid",), Role.MANAGER, 202),
     Endpoint(
         "export", "get", "export", ("pid",), Role.MANAGER, 200, extra={"format": "jsonl"},
     ),
@@ -204,7 +205,7 @@ def _state():
         list(Annotation.objects.order_by("pk").values_list("pk", "labels")),
         Assignment.objects.count(),
         AnnotationEvent.objects.count(),
-        Job.objects.count(),
+        list(Job.objects.order_by("pk").values_list("pk", "status")),
         list(Item.objects.order_by("pk").values_list("pk", "status")),
         list(
             WeakSupervisionSettings.objects.order_by("pk").values_list(
