@@ -142,3 +142,18 @@ def test_an_operator_lifts_a_lockout_in_the_admin(victim):
     assert response.status_code == 302
     assert not AccessAttempt.objects.exists()
     assert succeeded("token", attempt("token", "victim", PASSWORD, "198.51.100.1"))
+
+
+def test_behind_a_trusted_proxy_each_client_address_is_counted_apart(victim, settings):
+    # Given a proxy at 10.0.0.9 that appends the client's address to X-Forwarded-For
+    settings.TRUSTED_PROXIES = ["10.0.0.9"]
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        attempt("page", f"guess{n}", "wrong", "10.0.0.9", HTTP_X_FORWARDED_FOR="203.0.113.5")
+
+    # When the guessing client and another one log in through the same proxy
+    guesser = attempt("page", "victim", PASSWORD, "10.0.0.9", HTTP_X_FORWARDED_FOR="203.0.113.5")
+    other = attempt("page", "victim", PASSWORD, "10.0.0.9", HTTP_X_FORWARDED_FOR="192.0.2.44")
+
+    # Then only the guessing client is locked out, not everyone behind the proxy
+    assert guesser.status_code == 429
+    assert succeeded("page", other)
