@@ -27,7 +27,7 @@ def hash_legacy_tokens(apps, schema_editor):
     ApiToken = apps.get_model("accounts", "ApiToken")
     quoted = schema_editor.quote_name(LEGACY_TABLE)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT key, user_id, created FROM {quoted}")  # noqa: S608
+        cursor.execute(f"SELECT key, user_id, created FROM {quoted}")
         rows = cursor.fetchall()
     ApiToken.objects.bulk_create(
         ApiToken(
