@@ -121,9 +121,8 @@ class Client:
         boundary = secrets.token_hex(12)
         parts = []
         for key, value in (fields or {}).items():
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
-            )
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n'
+            parts.append(f"{head}{value}\r\n".encode())
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
             "Content-Type: text/csv\r\n\r\n".encode()
@@ -243,9 +242,10 @@ class Line:
 
     def show(self) -> str:
         verdict = "ok" if self.refused and not self.written and not self.leaked else "FAIL"
+        written, leaked = ("yes" if flag else "no" for flag in (self.written, self.leaked))
         return (
             f"{verdict:4} | {self.attack:<62} | want {self.expected:<10} | got {self.got:<22} | "
-            f"written {'yes' if self.written else 'no ':3} | leaked {'yes' if self.leaked else 'no'}"
+            f"written {written:3} | leaked {leaked}"
         )
 
 

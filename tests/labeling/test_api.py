@@ -608,7 +608,8 @@ def test_job_detail_shows_progress(project, ann):
         "progress_done": 50,
         "progress_total": 200,
         "percent": 25,
-        "message": "Reading rows",
+        "message": "",  # an annotator polls progress only: no message, error or result
+        "stuck": False,
         "error": "",
         "result": {},
         "created_at": body["created_at"],

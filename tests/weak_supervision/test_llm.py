@@ -299,7 +299,7 @@ def test_a_refused_key_fails_the_job_with_a_short_reason(spam_project, settings,
 
 @pytest.mark.django_db(transaction=True)
 def test_a_server_that_refuses_json_schema_gets_the_json_object_form(spam_project, settings):
-    """llama-cpp-python's server: 422 for OpenAI's json_schema form, the schema accepted as
+    """llama-cpp-python's server: a 500 for OpenAI's json_schema form, the schema accepted as
     json_object + schema, log-probabilities only with top_logprobs."""
     texts = ["win a free cruise, call now", "see you at lunch", "cash prize for you"]
     make_items(spam_project, texts)
@@ -318,7 +318,7 @@ def test_a_server_that_refuses_json_schema_gets_the_json_object_form(spam_projec
 
 
 def test_the_structured_output_form_can_be_pinned(spam_project):
-    with LLMServer(formats=("json_object",)) as server:
+    with LLMServer(formats=("json_object",), refuse_status=422) as server:
         client = LLMClient(
             base_url=server.base_url,
             api_key="",
@@ -353,11 +353,12 @@ class RedirectingServer(RecordingServer):
 @pytest.mark.django_db(transaction=True)
 def test_a_redirect_from_the_allowed_endpoint_is_not_followed(spam_project, settings):
     make_items(spam_project, ["win a free cruise, call now"])
-    with RecordingServer(truth=TEXTS) as elsewhere:
-        with RedirectingServer(target=elsewhere.base_url) as allowed:
-            _configure(spam_project, allowed, settings)
-            job = llm_job_create(project=spam_project)
-            job = llm_run(job_id=job.pk)
+    with (
+        RecordingServer(truth=TEXTS) as elsewhere,
+        RedirectingServer(target=elsewhere.base_url) as allowed,
+    ):
+        _configure(spam_project, allowed, settings)
+        job = llm_run(job_id=llm_job_create(project=spam_project).pk)
     assert elsewhere.authorization == []  # neither the prompt nor the key went there
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert job.result["errors"] == 1  # the item's answer: an error, no prediction
