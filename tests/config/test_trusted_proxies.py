@@ -105,3 +105,15 @@ def test_a_malformed_entry_stops_the_process_at_start(settings):
     with pytest.raises(ImproperlyConfigured, match=r"proxy\.internal"):
         TrustedProxyMiddleware(lambda request: HttpResponse())
     assert trusted_networks_parse(["10.0.0.1/8"])[0] == ipaddress.ip_network("10.0.0.0/8")
+
+
+@pytest.mark.usefixtures("behind_proxy")
+def test_login_throttling_counts_the_address_the_proxy_saw():
+    from axes.helpers import get_client_ip_address
+
+    factory = RequestFactory()
+    proxied = factory.post("/", REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=f"203.0.113.66, {CLIENT}")
+    direct = factory.post("/", REMOTE_ADDR=CLIENT, HTTP_X_FORWARDED_FOR="203.0.113.66")
+
+    assert get_client_ip_address(proxied) == CLIENT
+    assert get_client_ip_address(direct) == CLIENT
