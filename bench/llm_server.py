@@ -15,7 +15,8 @@ behaviours in ``plan[marker]``; each request for a text containing the marker co
     fence      valid JSON inside a Markdown code fence
 
 ``formats`` lists the structured-output forms it accepts (``json_schema``, ``json_object`` with
-a ``schema``); any other is a 422, as llama-cpp-python's server answers ``json_schema``.
+a ``schema``); any other is answered with ``refuse_status`` (500, as llama-cpp-python's server
+answers ``json_schema``).
 ``needs_top_logprobs`` mimics that server too: log-probabilities only when ``top_logprobs`` is
 given.
 
@@ -67,8 +68,10 @@ class LLMServer:
         port: int = 0,
         formats: tuple[str, ...] = ("json_schema", "json_object"),
         needs_top_logprobs: bool = False,
+        refuse_status: int = 500,
     ) -> None:
         self.formats = formats
+        self.refuse_status = refuse_status
         self.needs_top_logprobs = needs_top_logprobs
         self.latency = latency
         self.truth = truth or {}
@@ -167,7 +170,8 @@ class LLMServer:
         if kind not in self.formats:
             with self._lock:
                 self.stats[f"refused {kind}"] += 1
-            self._send(handler, 422, {"detail": [{"msg": f"response_format {kind!r}"}]})
+            message = f"validation error: response_format.type {kind!r}"
+            self._send(handler, self.refuse_status, {"error": {"message": message}})
             return
         if kind == "json_object":
             schema = requested.get("schema") or {}

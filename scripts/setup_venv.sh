@@ -21,6 +21,8 @@ fi
 # torch is pinned to 2.13.0 in pyproject.toml; pip's find-links (e.g. /opt/wheels) supplies the
 # CPU build where one is configured. Elsewhere, preinstall the CPU build to avoid CUDA packages:
 #   $VENV/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-echo "==> Installing Flywheel and its dependencies into $VENV (first run takes a few minutes)"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# FLYWHEEL_EXTRAS: the optional dependency groups (pyproject.toml); .ci/run adds llm-server.
+EXTRAS="${FLYWHEEL_EXTRAS:-dev}"
+echo "==> Installing Flywheel and its dependencies ($EXTRAS) into $VENV (first run takes a few minutes)"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[$EXTRAS]"
 echo "==> Installed"

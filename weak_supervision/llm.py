@@ -8,9 +8,10 @@ Any OpenAI-compatible endpoint works (OpenAI, vLLM, llama.cpp server, Ollama, Li
 the request is a plain chat completion with ``response_format`` = a JSON schema whose ``label``
 is an enum of the label set, ``temperature`` 0 and, unless switched off, ``logprobs`` (with
 ``top_logprobs``: llama-cpp-python returns none without it). llama-cpp-python's server refuses
-OpenAI's ``{"type": "json_schema"}`` form and takes the same schema as ``{"type":
-"json_object", "schema": ...}``; with ``response_format="auto"`` the client falls back to that
-form once the endpoint refuses the first one (400 or 422) and keeps it for the job.
+OpenAI's ``{"type": "json_schema"}`` form (a 500 naming the field) and takes the same schema as
+``{"type": "json_object", "schema": ...}``; with ``response_format="auto"`` the client falls
+back to that form when the endpoint refuses the first one (400, 422 or 500) before it has ever
+accepted it, and keeps the form that worked.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ def build_messages(prompt: Prompt, text: str, *, text_chars: int = 8000) -> list
 
 RESPONSE_FORMATS = ("auto", "json_schema", "json_object")
 TOP_LOGPROBS = 1
+FALLBACK_STATUSES = (400, 422, 500)
 
 
 def response_format(labels: Sequence[str], kind: str = "json_schema") -> dict[str, Any]:
@@ -328,8 +330,9 @@ class LLMClient:
 
     def _complete(self, messages: list[dict[str, str]], labels: Sequence[str]) -> Any:
         """One request in the current structured-output form. In ``auto``, an endpoint that
-        refuses the json_schema form (400/422) is asked once more in the json_object form; if
-        that answers, the client keeps it. Once json_schema has worked, nothing falls back."""
+        refuses the json_schema form (400, 422, or llama-cpp-python's 500) is asked once more in
+        the json_object form; if that answers, the client keeps it. Once json_schema has worked,
+        nothing falls back (a later error is the endpoint's, retried as usual)."""
         import openai
 
         kind = self._format
@@ -338,7 +341,7 @@ class LLMClient:
         except openai.APIStatusError as exc:
             if not (self._may_fall_back and kind == "json_schema"):
                 raise
-            if exc.status_code not in (400, 422):
+            if exc.status_code not in FALLBACK_STATUSES:
                 raise
             logger.info("LLM endpoint refused json_schema (%s); trying json_object.", exc)
             response = self._create(messages, labels, "json_object")
