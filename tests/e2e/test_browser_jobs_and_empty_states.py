@@ -113,6 +113,49 @@ def test_the_jobs_table_shows_waiting_indeterminate_and_speed(live_server, page)
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_manager_restarts_a_failed_or_stuck_job_from_the_jobs_table(
+    live_server, page, monkeypatch
+):
+    from celery.app.task import Task
+
+    sent = []
+    monkeypatch.setattr(Task, "apply_async", lambda self, args=None, **kw: sent.append(args[0]))
+    project, _, _, manager = project_with_members(k=1, annotators=1)
+    long_ago = timezone.now() - timedelta(hours=1)
+    done = JobFactory(project=project, kind=Job.Kind.RANK, status=Job.Status.SUCCEEDED)
+    live = JobFactory(
+        project=project, kind=Job.Kind.TRAIN, status=Job.Status.RUNNING,
+        started_at=timezone.now(), heartbeat_at=timezone.now(),
+    )  # fmt: skip
+    stuck = JobFactory(
+        project=project, kind=Job.Kind.LABEL_MODEL, status=Job.Status.RUNNING,
+        started_at=long_ago, heartbeat_at=long_ago,
+    )  # fmt: skip
+    failed = JobFactory(
+        project=project, kind=Job.Kind.RANK, status=Job.Status.FAILED, error="Boom: no vectors"
+    )
+    _login(page, live_server.url, manager.username, f"/projects/{project.pk}/")
+
+    def restart(job):
+        return page.locator(f'tr[data-job-id="{job.pk}"] button.job-restart')
+
+    expect(restart(done)).to_be_hidden()
+    expect(restart(live)).to_be_hidden()
+    expect(restart(stuck)).to_be_visible()
+    expect(restart(failed)).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "jobs-restart.png"), full_page=True)
+
+    restart(failed).click()
+    row = page.locator(f'tr[data-job-id="{failed.pk}"]')
+    expect(row.locator('[data-field="status"]')).to_have_text("Pending")
+    expect(row).to_contain_text(f"Restarted by {manager.username}")
+    expect(restart(failed)).to_be_hidden()
+    failed.refresh_from_db()
+    assert (failed.status, failed.error) == (Job.Status.PENDING, "")
+    assert sent == [failed.pk]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_quality_and_prelabel_pages_say_no_data_yet_instead_of_empty_charts(live_server, page):
     # Given a k = 1 project where every item has one answer, and no gold
     project, (a,), _, manager = project_with_members(k=1, annotators=1)
