@@ -279,14 +279,17 @@ def test_the_jobs_table_offers_restart_to_managers_only(team, client):
 
 
 @pytest.fixture
-def broker_down():
-    """Point the Celery app at a port where nothing listens (a broker that is down)."""
+def broker_down(monkeypatch):
+    """Point the Celery app at a port where nothing listens (a broker that is down). Celery
+    reads CELERY_BROKER_URL from the environment before its own setting, so both change."""
     conf = celery_app.conf
     saved = conf.broker_url, conf.broker_transport_options
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     conf.broker_url, conf.broker_transport_options = "redis://127.0.0.1:1/0", {}
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     yield
+    monkeypatch.undo()
     conf.broker_url, conf.broker_transport_options = saved
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
