@@ -184,6 +184,9 @@ def main() -> None:
     parser.add_argument("--sim-latency", type=float, default=0.2)
     parser.add_argument("--sim-accuracy", type=float, default=0.9)
     parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument(
+        "--no-logprobs", action="store_true", help="LLM_LOGPROBS=0: self-reported confidence"
+    )
     args = parser.parse_args()
 
     ensure_database(BENCH_DB)
@@ -199,12 +202,18 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     settings.LLM_MAX_TEXT_CHARS = args.text_chars
     settings.LLM_TIMEOUT_SECONDS = 300.0  # one slow request on a busy machine is not an error
+    settings.LLM_LOGPROBS = not args.no_logprobs
 
     from bench.llm_server import LLMServer
+    from weak_supervision.llm import Prompt, build_messages
 
     docs = bbc_sample(args.items, args.seed)
     print(machine_line(), f"· commit {git_rev()}")
-    print(f"{len(docs)} BBC News documents (seed {args.seed}), texts clipped to {args.text_chars}")
+    print(
+        f"{len(docs)} BBC News documents (seed {args.seed}), texts clipped to "
+        f"{args.text_chars} characters, logprobs {'off' if args.no_logprobs else 'on'}, "
+        f"{args.concurrency} request(s) in flight"
+    )
     results = []
     if not args.skip_real:
         base_url, started = start_real_server(args.port)
@@ -225,7 +234,14 @@ def main() -> None:
                     env={**os.environ, "LLM_SERVER_PORT": str(args.port)},
                     check=False,
                 )
-    truth = dict(docs)
+    # The simulated server knows each text as the job sends it (clipped).
+    blank = Prompt(system="", examples=(), labels=())
+    truth = {
+        build_messages(blank, text, text_chars=args.text_chars)[-1]["content"][
+            len("Text:\n") :
+        ]: cls
+        for text, cls in docs
+    }
     with LLMServer(
         latency=args.sim_latency, truth=truth, accuracy=args.sim_accuracy, port=free_port()
     ) as server:
