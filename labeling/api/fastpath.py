@@ -35,6 +35,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from csp.constants import HEADER as CSP_HEADER
+from csp.constants import HEADER_REPORT_ONLY as CSP_HEADER_RO
 from csp.middleware import CSPMiddleware
 from django.core import signals
 from django.core.exceptions import DisallowedHost, PermissionDenied
@@ -124,6 +126,9 @@ class AnnotationLoopFastPath:
         self.common = CommonMiddleware(_unused)
         self.frame_options = XFrameOptionsMiddleware(_unused)
         self.csp = CSPMiddleware(_unused)
+        # The policy of these two JSON routes is the same on every response (no nonce, no
+        # per-view change): the middleware builds it once, later responses reuse its headers.
+        self.csp_headers: dict[str, str] | None = None
         self.credentials = CredentialCache()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -267,7 +272,14 @@ class AnnotationLoopFastPath:
         # (responses pass through it bottom-up).
         response = self.frame_options.process_response(request, response)
         response = self.common.process_response(request, response)
-        response = self.csp.process_response(request, response)
+        if self.csp_headers is None:
+            response = self.csp.process_response(request, response)
+            self.csp_headers = {
+                name: response[name] for name in (CSP_HEADER, CSP_HEADER_RO) if name in response
+            }
+        else:
+            for name, value in self.csp_headers.items():
+                response[name] = value
         return self.security.process_response(request, response)
 
 
