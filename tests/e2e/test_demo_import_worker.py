@@ -115,7 +115,19 @@ def test_worker_finishes_the_demo_import_job(worker, settings, tmp_path):
     assert shown.source_kind == "zero_shot"
     truth = {external_id: label for external_id, _, label in bbc_articles(bbc_corpus_dir())}
     predictions = Prediction.objects.filter(project=project, source_kind="zero_shot")
+    assert predictions.count() >= 20
+
+    # and once every article is embedded, every one has a zero-shot suggestion, mostly right
+    # (judged on the whole pool: the first chunk's few dozen are too few to judge 0.9 on)
+    total = items.count()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while predictions.values("item").distinct().count() < total:
+        assert time.monotonic() < deadline, log_path.read_text(errors="replace")
+        assert process.poll() is None, "worker exited:\n" + log_path.read_text(errors="replace")
+        failed = Job.objects.filter(project=project, status=Job.Status.FAILED).first()
+        assert failed is None, f"{failed.kind} failed: {failed.error}"
+        time.sleep(1)
+    time.sleep(1)  # the ranking job that wrote the last ones may still be replacing others
     pairs = list(predictions.values_list("item__external_id", "labels"))
     right = sum(labels == [truth[external_id]] for external_id, labels in pairs)
-    assert len(pairs) >= 20
-    assert right / len(pairs) > 0.85, (right, len(pairs))
+    assert right / len(pairs) > 0.9, (right, len(pairs))
