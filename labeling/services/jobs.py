@@ -63,6 +63,11 @@ def job_is_silent(*, job: Job, now: datetime | None = None, stale_seconds: float
 _PENDING_ALIVE = timedelta(minutes=30)
 
 
+def job_is_stuck(*, job: Job) -> bool:
+    """Unfinished and silent: what the recovery sweep restarts and a manager may restart now."""
+    return not job.is_finished and job_is_silent(job=job)
+
+
 def jobs_alive_q(*, now: datetime | None = None) -> Q:
     """Unfinished jobs that still count: running with a heartbeat within JOB_STALE_SECONDS, or
     pending for less than half an hour."""

@@ -75,6 +75,6 @@ def safe_color(color: str | None) -> str:
 def job_stuck(job) -> bool:
     """An unfinished job whose worker has been silent for JOB_STALE_SECONDS (a manager may
     restart it; the recovery sweep will too)."""
-    from labeling.services.jobs import job_is_silent
+    from labeling.services.jobs import job_is_stuck
 
-    return not job.is_finished and job_is_silent(job=job)
+    return job_is_stuck(job=job)

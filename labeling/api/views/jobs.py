@@ -29,7 +29,7 @@ from labeling.services.exports import (
     parse_changed_since,
 )
 from labeling.services.imports import import_job_create, upload_too_large_refuse
-from labeling.services.jobs import JobSpeed, job_is_silent, job_restart, job_speed
+from labeling.services.jobs import JobSpeed, job_is_stuck, job_restart, job_speed
 
 Role = Membership.Role
 
@@ -77,7 +77,7 @@ class JobSerializer(serializers.Serializer):
 
     @extend_schema_field(OpenApiTypes.BOOL)
     def get_stuck(self, job: Job) -> bool:
-        return not job.is_finished and job_is_silent(job=job)
+        return job_is_stuck(job=job)
 
     @extend_schema_field(OpenApiTypes.FLOAT)
     def get_items_per_second(self, job: Job) -> float | None:
